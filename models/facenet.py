@@ -58,7 +58,8 @@ _FACENET_META = dict(
 
 
 @register_backbone(name="facenet-vggface2", weights_source=f"$TORCH_HOME/checkpoints/{VGGFACE2_FILE} (download: {VGGFACE2_URL})",
-                   extra={"params_m": 23.5, "gmacs": 1.42}, **_FACENET_META)
+                   extra={"params_m": 23.5, "gmacs": 1.42, "weights": f"file:$TORCH_HOME/checkpoints/{VGGFACE2_FILE}"},
+                   **_FACENET_META)
 def facenet_vggface2(device: str | None = None, weights: str | os.PathLike | None = None,
                      download: bool | None = None) -> TorchEmbedder:
     """InceptionResnetV1 with VGGFace2 weights from a local file or the hub cache."""
