@@ -1,0 +1,5 @@
+import sys
+
+from aspl.cli import main
+
+sys.exit(main())

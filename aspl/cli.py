@@ -1,0 +1,158 @@
+"""Command line: ``python -m aspl {import,search,stats,embed,backbones,simulate}``."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+log = logging.getLogger("aspl")
+
+DEFAULT_DB = Path("data/library")
+
+
+def _open(db: Path):
+    from storage import IndexStore, Library
+
+    lib = Library(db)
+    return lib, IndexStore(lib)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .importer import Importer
+
+    lib, indexes = _open(args.db)
+    with lib:
+        imp = Importer(lib, indexes, backbone=args.backbone, batch_size=args.batch_size, annotator=args.annotator)
+        try:
+            s = imp.run(args.path, labels_from_folders=args.labels_from_folders, progress=not args.quiet)
+        except KeyboardInterrupt:
+            print("interrupted: photos imported so far are saved; run the same command again to resume",
+                  file=sys.stderr)
+            return 130
+    rej = ", ".join(f"{n} {r}" for r, n in s.rejected.most_common()) or "none"
+    print(f"{s.files} image files: {s.imported} imported ({s.faces} faces, {s.without_faces} without faces, "
+          f"{s.seed_labels} seed labels), {s.duplicates} already in the library, rejected: {rej}"
+          + (f"; {s.skipped_other_types} other files ignored" if s.skipped_other_types else "")
+          + f" [{s.seconds:.1f} s]")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from models import default_backbone
+
+    lib, indexes = _open(args.db)
+    with lib:
+        backbone = args.backbone or lib.get_setting("backbone") or default_backbone()
+        lib.face(args.face_id)  # NotFoundError names the id
+        ids, X = lib.embeddings(backbone, [args.face_id])
+        if len(ids) == 0:
+            print(f"face {args.face_id} has no {backbone} embedding; run: python -m aspl embed --backbone {backbone}",
+                  file=sys.stderr)
+            return 2
+        scores, found = indexes.get(backbone).search(X, args.k + 1)
+        labels = {r["face_id"]: r for r in lib.labels()}
+        names = {p["id"]: p["name"] for p in lib.people()}
+        rows = []
+        for s, fid in zip(scores[0], found[0]):
+            if fid < 0 or fid == args.face_id:
+                continue
+            lab = labels.get(int(fid))
+            f = lib.face(int(fid))
+            rows.append({"face_id": int(fid), "score": round(float(s), 4), "path": f["path"],
+                         "person": names.get(lab["person_id"]) if lab else None,
+                         "source": lab["source"] if lab else None})
+        for r in rows[:args.k]:
+            print(json.dumps(r))
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    lib, indexes = _open(args.db)
+    with lib:
+        st = lib.stats()
+        st["index_in_sync"] = {b: indexes.in_sync(b) for b in st["embeddings_by_backbone"]}
+    print(json.dumps(st, indent=2))
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from models import create_backbone
+
+    from .importer import embed_library
+
+    lib, indexes = _open(args.db)
+    with lib:
+        n = embed_library(lib, indexes, create_backbone(args.backbone), progress=not args.quiet)
+    print(f"embedded {n} faces with {args.backbone}")
+    return 0
+
+
+def cmd_backbones(args: argparse.Namespace) -> int:
+    from models.catalog import backbone_rows
+
+    for row in backbone_rows():
+        print(json.dumps(row))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .engine.cli import add_simulate_parser
+
+    p = argparse.ArgumentParser(prog="python -m aspl", description="Active self-paced face labelling.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def db_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--db", type=Path, default=DEFAULT_DB, metavar="DIR",
+                        help="library folder (SQLite file + FAISS indexes; default: %(default)s)")
+
+    sp = sub.add_parser("import", help="import photos (a file or a folder, recursively)")
+    sp.add_argument("path", type=Path)
+    db_arg(sp)
+    sp.add_argument("--labels-from-folders", action="store_true",
+                    help="label each photo's most prominent face with its top-level folder's name (source: seed)")
+    sp.add_argument("--backbone", default=None, help="embedding backbone (default: the library's, else dlib-resnet)")
+    sp.add_argument("--batch-size", type=int, default=16)
+    sp.add_argument("--annotator", default="import", help="name recorded on seed labels")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_import)
+
+    sp = sub.add_parser("search", help="nearest faces to a face")
+    sp.add_argument("face_id", type=int)
+    sp.add_argument("-k", type=int, default=10)
+    sp.add_argument("--backbone", default=None)
+    db_arg(sp)
+    sp.set_defaults(func=cmd_search)
+
+    sp = sub.add_parser("stats", help="counts of images, faces, rejected files, labels, people")
+    db_arg(sp)
+    sp.set_defaults(func=cmd_stats)
+
+    sp = sub.add_parser("embed", help="embed the library's faces with another backbone")
+    sp.add_argument("--backbone", required=True)
+    db_arg(sp)
+    sp.add_argument("-q", "--quiet", action="store_true")
+    sp.set_defaults(func=cmd_embed)
+
+    sp = sub.add_parser("backbones", help="list the backbone pool as JSON lines")
+    sp.set_defaults(func=cmd_backbones)
+
+    add_simulate_parser(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from models import MissingWeightsError, UnknownBackboneError
+    from storage import StorageError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (FileNotFoundError, UnknownBackboneError, MissingWeightsError, StorageError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
