@@ -50,6 +50,19 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM", b"II*\x00", b"MM\x00*",
+               b"P1", b"P2", b"P3", b"P4", b"P5", b"P6")
+
+
+def _has_image_signature(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return False
+    return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
@@ -93,6 +106,8 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.I
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise BadImageError(p, REASON_BOMB, str(e)) from e
     except UnidentifiedImageError as e:
+        if _has_image_signature(p):  # looks like an image but does not decode
+            raise BadImageError(p, REASON_CORRUPT, "unrecognised data after an image header") from e
         raise BadImageError(p, REASON_NOT_IMAGE) from e
     except PermissionError as e:
         raise BadImageError(p, REASON_UNREADABLE, e.strerror or str(e)) from e

@@ -67,14 +67,15 @@ def find_images(path: str | os.PathLike) -> tuple[list[Path], int]:
 
 
 def _person_from_folder(file: Path, root: Path) -> str | None:
-    """The folder name a labelled photo sits in (``root/Name/.../photo.jpg`` -> ``Name``)."""
+    """The person a labelled photo belongs to: its top-level folder under ``root``
+    (``root/Name/.../photo.jpg`` -> ``Name``), or ``root``'s own name for photos
+    directly inside it. Underscores read as spaces."""
     try:
         rel = file.relative_to(root)
     except ValueError:
         return None
-    if len(rel.parts) < 2:
-        return None
-    return rel.parts[0].replace("_", " ")
+    name = rel.parts[0] if len(rel.parts) >= 2 else root.name
+    return name.replace("_", " ").strip() or None
 
 
 class Importer:

@@ -20,3 +20,58 @@ def lfw_dev() -> Path:
     if not LFW_DEV.is_dir():
         pytest.fail(f"real face data not found at {LFW_DEV}; set ASPL_LFW_DEV")
     return LFW_DEV
+
+
+@pytest.fixture
+def fresh_db():
+    """An empty in-memory library."""
+    from storage import Library
+
+    lib = Library(":memory:")
+    yield lib
+    lib.close()
+
+
+@pytest.fixture(scope="session")
+def detector():
+    from models.detection import FaceDetector
+
+    return FaceDetector()
+
+
+@pytest.fixture(scope="session")
+def dlib_embedder():
+    from models import create_backbone
+
+    return create_backbone("dlib-resnet")
+
+
+@pytest.fixture
+def small_lfw(tmp_path, lfw_dev) -> Path:
+    """A copy of 3 people x 4 photos of lfw-dev in the layout person/photo.jpg."""
+    import shutil
+
+    root = tmp_path / "photos"
+    for person in ("Ariel_Sharon", "Hans_Blix", "Laura_Bush"):
+        (root / person).mkdir(parents=True)
+        for p in sorted((lfw_dev / person).glob("*.jpg"))[:4]:
+            shutil.copy(p, root / person / p.name)
+    return root
+
+
+@pytest.fixture
+def library(tmp_path):
+    """An empty on-disk library (SQLite file + index folder) and its index store."""
+    from storage import IndexStore, Library
+
+    lib = Library(tmp_path / "lib")
+    yield lib, IndexStore(lib)
+    lib.close()
+
+
+@pytest.fixture
+def importer(library, detector, dlib_embedder):
+    from aspl.importer import Importer
+
+    lib, indexes = library
+    return Importer(lib, indexes, detector=detector, embedder=dlib_embedder, batch_size=8)

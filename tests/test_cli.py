@@ -1,0 +1,48 @@
+"""The command line end to end: import, stats, search, backbones, and clear errors."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from aspl.cli import main
+
+
+def test_import_stats_search(small_lfw, tmp_path, capsys):
+    db = tmp_path / "lib"
+    assert main(["import", str(small_lfw / "Hans_Blix"), "--db", str(db), "--labels-from-folders", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "4 imported" in out and "4 seed labels" in out
+    assert main(["stats", "--db", str(db)]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["images"] == 4 and st["people"] == 1 and st["index_in_sync"] == {"dlib-resnet": True}
+    assert main(["search", "1", "-k", "3", "--db", str(db)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert 1 <= len(rows) <= 3 and all(r["face_id"] != 1 for r in rows)
+    assert rows == sorted(rows, key=lambda r: -r["score"])
+
+
+def test_clear_errors(tmp_path, capsys):
+    assert main(["import", str(tmp_path / "missing"), "--db", str(tmp_path / "lib")]) == 2
+    assert "missing" in capsys.readouterr().err
+    assert main(["import", str(tmp_path), "--db", str(tmp_path / "lib"), "--backbone", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "nope" in err and "dlib-resnet" in err
+    assert main(["search", "42", "--db", str(tmp_path / "lib")]) == 2
+    assert "face 42" in capsys.readouterr().err
+
+
+def test_backbones_lists_registry_as_json():
+    out = subprocess.run([sys.executable, "-m", "aspl", "backbones"], capture_output=True, text=True, check=True).stdout
+    rows = [json.loads(line) for line in out.splitlines()]
+    names = {r["name"] for r in rows}
+    assert {"dlib-resnet", "facenet-vggface2", "inception-v4", "lrcn-small"} <= names
+    dlib = next(r for r in rows if r["name"] == "dlib-resnet")
+    assert dlib["embedding_dim"] == 128 and dlib["pretrained_weights"] is True
+
+
+@pytest.mark.parametrize("argv", [["import"], ["search"], ["nope"]])
+def test_usage_errors_exit_nonzero(argv):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2

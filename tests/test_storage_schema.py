@@ -1,0 +1,47 @@
+"""Migrations, WAL, and the append-only event log."""
+import sqlite3
+
+import pytest
+
+from storage import Library
+from storage.migrations import MIGRATIONS, apply_migrations
+
+
+def test_migrations_apply_once(tmp_path):
+    lib = Library(tmp_path / "lib")
+    assert lib.migrations_applied == [m.__name__ for m in MIGRATIONS]
+    assert apply_migrations(lib.db) == []
+    lib.close()
+    again = Library(tmp_path / "lib")
+    assert again.migrations_applied == []
+    again.close()
+
+
+def test_on_disk_library_uses_wal(tmp_path):
+    lib = Library(tmp_path / "lib")
+    assert lib.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert (tmp_path / "lib" / "library.db").is_file()
+    lib.close()
+
+
+def test_library_path_that_is_a_file_is_refused(tmp_path):
+    f = tmp_path / "not_a_dir"
+    f.write_text("x")
+    with pytest.raises(Exception, match="not a folder"):
+        Library(f)
+
+
+def test_events_are_append_only(fresh_db):
+    fresh_db.log_event("something", "alice", n=1)
+    assert fresh_db.events()[0]["payload"] == {"n": 1}
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        fresh_db.db.execute("UPDATE events SET kind = 'x'")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        fresh_db.db.execute("DELETE FROM events")
+
+
+def test_settings_roundtrip_and_logged(fresh_db):
+    assert fresh_db.get_setting("pace", 0.12) == 0.12
+    fresh_db.set_setting("pace", {"start": 0.2}, actor="admin")
+    assert fresh_db.get_setting("pace") == {"start": 0.2}
+    assert fresh_db.events("setting_changed")[0]["actor"] == "admin"
