@@ -13,7 +13,6 @@ install: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	# facenet-pytorch pins old torch/numpy/Pillow; its code works with current ones.
 	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0

@@ -1,0 +1,85 @@
+"""The self-paced step: exactly-one rule, unclear and ambiguous sets, weights, recomputation."""
+import numpy as np
+import pytest
+
+from aspl.engine.engines import SOURCE_HUMAN, SOURCE_PSEUDO, ASPLEngine
+from aspl.engine.selection import UNLABELLED, self_paced_labels
+
+LAM = np.array([0.12, 0.12, 0.12])
+
+
+def test_exactly_one_person_accepting_gives_a_weighted_pseudo_label():
+    scores = np.array([
+        [0.95, -1.0, -0.9],   # only person 0 accepts: loss 0.05 < 0.12
+        [0.95, 0.93, -1.0],   # persons 0 and 1 accept: skipped
+        [0.50, 0.20, -1.0],   # nobody accepts: unclear
+        [-1.0, -1.0, 1.30],   # person 2, beyond the margin: loss 0, weight 1
+    ])
+    sel = self_paced_labels(scores, LAM)
+    assert sel.labels.tolist() == [0, UNLABELLED, UNLABELLED, 2]
+    np.testing.assert_allclose(sel.weights, [1 - 0.05 / 0.12, 0, 0, 1.0])
+    assert sel.unclear.tolist() == [False, False, True, False]
+    assert sel.ambiguous.tolist() == [False, True, False, False]
+    assert sel.accepted.tolist() == [True, False, False, True]
+
+
+def test_each_person_uses_its_own_pace():
+    scores = np.array([[0.5, -1.0], [-1.0, 0.5]])
+    sel = self_paced_labels(scores, np.array([0.9, 0.12]))
+    assert sel.labels.tolist() == [0, UNLABELLED]  # loss 0.5 < 0.9 for person 0 but not < 0.12 for person 1
+    np.testing.assert_allclose(sel.weights[0], 1 - 0.5 / 0.9)
+    assert sel.unclear.tolist() == [False, True]
+
+
+def test_loss_equal_to_lambda_is_not_accepted():
+    sel = self_paced_labels(np.array([[0.5, -1.0]]), np.array([0.5, 0.5]))
+    assert sel.labels.tolist() == [UNLABELLED] and sel.unclear.tolist() == [True]
+
+
+def test_without_people_every_face_is_unclear():
+    sel = self_paced_labels(np.zeros((4, 0)), np.zeros(0))
+    assert sel.unclear.all() and not sel.accepted.any()
+
+
+def test_bad_shapes_are_rejected():
+    with pytest.raises(ValueError, match="2-D"):
+        self_paced_labels(np.zeros(3), LAM)
+    with pytest.raises(ValueError, match="one lambda per person"):
+        self_paced_labels(np.zeros((2, 3)), np.array([0.1, 0.1]))
+
+
+def _clusters(seed=0, per=12, people=3, dims=6):
+    rng = np.random.default_rng(seed)
+    X = np.concatenate([np.eye(dims)[p] + 0.08 * rng.standard_normal((per, dims)) for p in range(people)])
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    y = np.repeat(np.arange(people), per)
+    return X.astype(np.float32), y
+
+
+def test_engine_trains_on_last_rounds_pseudo_labels_with_their_weights():
+    X, y = _clusters()
+    labels = np.full(len(y), -1)
+    labels[[0, 12, 24]] = [0, 1, 2]
+    eng = ASPLEngine(min_labels=1, query_size=0, seed_max=0)
+    r0 = eng.step(X, labels)
+    assert r0.pseudo_labels[r0.pseudo_labels >= 0].size > 0
+    assert np.all(r0.pseudo_labels[r0.pseudo_labels >= 0] == y[r0.pseudo_labels >= 0])
+    r1 = eng.step(X, labels)
+    used = r1.train_source == SOURCE_PSEUDO
+    assert np.array_equal(np.flatnonzero(used), np.flatnonzero(r0.pseudo_labels >= 0))
+    np.testing.assert_allclose(r1.train_weights[used], r0.pseudo_weights[used])
+    assert np.all(r1.train_weights[r1.train_source == SOURCE_HUMAN] == 1.0)
+
+
+def test_pseudo_labels_are_recomputed_every_round_not_kept():
+    X, y = _clusters()
+    labels = np.full(len(y), -1)
+    labels[[0, 1, 12, 13, 24, 25]] = [0, 0, 1, 1, 2, 2]
+    eng = ASPLEngine(min_labels=1, query_size=0, seed_max=0)
+    r0 = eng.step(X, labels)
+    face = 5  # a face of person 0, pseudo-labelled as 0 ...
+    assert r0.pseudo_labels[face] == 0
+    eng.pseudo_labels_[face], eng.pseudo_weights_[face] = 2, 0.01  # ... tampered to person 2 at a tiny weight
+    r1 = eng.step(X, labels)
+    assert r1.train_labels[face] == 2  # used for this round's training, as decided last round
+    assert r1.pseudo_labels[face] == 0  # but decided afresh from the scores
