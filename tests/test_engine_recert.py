@@ -78,7 +78,6 @@ def test_confirmed_labels_return_to_training():
     eng = ASPLEngine(min_labels=2, query_size=0, max_failures=0)
     res = eng.step(X, labels)
     assert hard in res.flagged and res.set_aside.tolist() == res.flagged.tolist()
-    assert np.all(res.train_source[res.flagged] == SOURCE_NONE)
     eng.confirm(res.flagged)  # the annotator checks them: the labels are right
     for _ in range(3):
         res = eng.step(X, labels)

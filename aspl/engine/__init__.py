@@ -13,11 +13,19 @@ storage. Modules:
 * :mod:`~aspl.engine.recert`: re-certification of human labels, Wilson intervals.
 * :mod:`~aspl.engine.finetune`: fine-tuning a trainable torch backbone.
 * :mod:`~aspl.engine.engines`: ASPL, SPL, CEAL, AL_RAND, AL_ALL behind one ``step``.
-* :mod:`~aspl.engine.simulate`: the paper's protocol with an oracle annotator.
+* :mod:`~aspl.engine.simulate`: the paper's protocol with an oracle annotator
+  (not imported here; ``from aspl.engine.simulate import simulate``).
+* :mod:`~aspl.engine.cli`: the ``simulate`` sub-command.
 """
 from .classifier import DEFAULT_C, OneVsAllSVM
 from .engines import (
+    METHOD_NAMES,
     METHODS,
+    SOURCE_HUMAN,
+    SOURCE_NONE,
+    SOURCE_PSEUDO,
+    SOURCE_SEED,
+    VARIANTS,
     AllEngine,
     ASPLEngine,
     ASPLSettings,
@@ -30,15 +38,32 @@ from .engines import (
     SPLEngine,
     make_engine,
 )
-from .finetune import FineTuneResult, FineTuneSettings, finetune_embedder
-from .measures import best_score, entropy, hinge_loss, least_confidence, margin, self_paced_easiness, softmax
+from .finetune import FineTuneResult, FineTuneSettings, finetune_embedder, is_trainable
+from .measures import (
+    best_score,
+    entropy,
+    hinge_loss,
+    least_confidence,
+    margin,
+    score_margin,
+    self_paced_easiness,
+    softmax,
+)
 from .pace import Pace
-from .recert import PrecisionEstimate, Recertifier, estimate_precision, sample_for_verification, wilson_interval
+from .recert import (
+    PrecisionEstimate,
+    Recertifier,
+    estimate_precision,
+    sample_for_verification,
+    uniquely_predicted,
+    wilson_interval,
+)
 from .selection import (
     UNLABELLED,
     SelfPacedSelection,
     ceal_pseudo_labels,
     ceal_threshold,
+    mean_distance,
     seed_new_person,
     select_highest,
     select_lowest,
@@ -48,12 +73,15 @@ from .selection import (
 
 __all__ = [
     "DEFAULT_C", "OneVsAllSVM",
-    "METHODS", "Engine", "EngineSettings", "ASPLEngine", "ASPLSettings", "SPLEngine", "CEALEngine",
+    "METHODS", "METHOD_NAMES", "VARIANTS", "SOURCE_NONE", "SOURCE_HUMAN", "SOURCE_PSEUDO", "SOURCE_SEED",
+    "Engine", "EngineSettings", "ASPLEngine", "ASPLSettings", "SPLEngine", "CEALEngine",
     "CEALSettings", "RandomEngine", "AllEngine", "RoundResult", "make_engine",
-    "FineTuneResult", "FineTuneSettings", "finetune_embedder",
-    "best_score", "entropy", "hinge_loss", "least_confidence", "margin", "self_paced_easiness", "softmax",
+    "FineTuneResult", "FineTuneSettings", "finetune_embedder", "is_trainable",
+    "best_score", "entropy", "hinge_loss", "least_confidence", "margin", "score_margin", "self_paced_easiness",
+    "softmax",
     "Pace",
-    "PrecisionEstimate", "Recertifier", "estimate_precision", "sample_for_verification", "wilson_interval",
-    "UNLABELLED", "SelfPacedSelection", "ceal_pseudo_labels", "ceal_threshold", "seed_new_person",
+    "PrecisionEstimate", "Recertifier", "estimate_precision", "sample_for_verification", "uniquely_predicted",
+    "wilson_interval",
+    "UNLABELLED", "SelfPacedSelection", "ceal_pseudo_labels", "ceal_threshold", "mean_distance", "seed_new_person",
     "select_highest", "select_lowest", "select_random", "self_paced_labels",
 ]

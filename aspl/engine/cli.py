@@ -157,7 +157,10 @@ def run_simulate(args: argparse.Namespace) -> int:
                 settings[key] = getattr(args, opt)
         crops = embedder = None
         if args.finetune_every and info.trainable:
+            import torch
+
             crops, labels = _folder_crops(data, cache, args.max_per_person, args.people, progress)
+            torch.manual_seed(args.seed)  # random-init members: the same start for the same seed
             embedder = create_backbone(name)
             X = embedder.embed(crops)
         else:

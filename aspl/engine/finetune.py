@@ -5,7 +5,9 @@ number of people; rows of new people imprinted from their mean embedding) sits
 on the backbone's L2-normalised embedding. The loss is cross-entropy weighted
 per face (human labels weight 1, pseudo-labels their self-paced weight v).
 SGD with momentum 0.9 and weight decay 5e-4, small learning rate, as in the
-released code. Frozen backbones (``info.trainable`` false, e.g. dlib) and
+released code. ``loss="svm"`` swaps the softmax for a CNN-SVM output layer
+(Tang 2013): an unnormalised linear head trained with the one-vs-rest squared
+hinge (L2-SVM) loss, its L2 penalty being the weight decay. Frozen backbones (``info.trainable`` false, e.g. dlib) and
 non-torch embedders are skipped. Afterwards the caller re-embeds every face
 and rebuilds its index.
 """
@@ -17,9 +19,21 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["FineTuneSettings", "FineTuneResult", "is_trainable", "finetune_embedder"]
+__all__ = ["FINETUNE_LOSSES", "squared_hinge_loss", "FineTuneSettings", "FineTuneResult", "is_trainable", "finetune_embedder"]
 
 log = logging.getLogger(__name__)
+
+#: ``softmax``: cross-entropy over scaled cosine logits (default); ``svm``: L2-SVM (squared hinge) head.
+FINETUNE_LOSSES = ("softmax", "svm")
+
+
+def squared_hinge_loss(scores: "torch.Tensor", target: "torch.Tensor") -> "torch.Tensor":
+    """Per-row one-vs-rest L2-SVM loss: ``sum_k max(0, 1 - t_k s_k)^2`` with ``t`` +1 for the true class, else -1."""
+    import torch
+
+    t = -torch.ones_like(scores)
+    t.scatter_(1, target.view(-1, 1), 1.0)
+    return torch.clamp(1 - t * scores, min=0).pow(2).sum(1)
 
 
 @dataclass(frozen=True)
@@ -33,8 +47,11 @@ class FineTuneSettings:
     batch_size: int = 32
     logit_scale: float = 16.0
     seed: int = 0
+    loss: str = "softmax"
 
     def __post_init__(self) -> None:
+        if self.loss not in FINETUNE_LOSSES:
+            raise ValueError(f"unknown fine-tuning loss {self.loss!r}; valid choices: {', '.join(FINETUNE_LOSSES)}")
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError(f"need epochs >= 1 and batch_size >= 2, got {self.epochs!r}, {self.batch_size!r}")
         if not self.lr > 0 or self.logit_scale <= 0:
@@ -132,8 +149,11 @@ def finetune_embedder(embedder: Any, crops: Sequence[np.ndarray], labels: np.nda
                 if b.numel() < 2:  # batch norm cannot train on one face
                     continue
                 emb = embedder(x[b].to(embedder.device))
-                logits = s.logit_scale * F.linear(emb, F.normalize(new_head.weight, dim=1))
-                ce = F.cross_entropy(logits, target[b].to(embedder.device), reduction="none")
+                if s.loss == "svm":
+                    ce = squared_hinge_loss(F.linear(emb, new_head.weight), target[b].to(embedder.device))
+                else:
+                    logits = s.logit_scale * F.linear(emb, F.normalize(new_head.weight, dim=1))
+                    ce = F.cross_entropy(logits, target[b].to(embedder.device), reduction="none")
                 wb = wt[b].to(embedder.device)
                 loss = (ce * wb).sum() / wb.sum()
                 opt.zero_grad()
