@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_backbones)
 
     add_simulate_parser(sub)
+    from .methods.cli import add_methods_parsers
+
+    add_methods_parsers(sub, db_arg)
     return p
 
 

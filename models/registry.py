@@ -131,9 +131,18 @@ def default_backbone() -> str:
 
 
 def create_backbone(name: str, **kwargs: Any) -> FaceEmbedder:
-    """Build the backbone ``name``; keyword arguments go to its factory."""
+    """Build the backbone ``name``; keyword arguments go to its factory.
+
+    ``compress_rank=R`` builds it with one-way factorised convolutions (:mod:`models.compress`).
+    """
     _ensure_loaded()
     if name not in _REGISTRY:
         raise UnknownBackboneError(name, sorted(_REGISTRY))
+    if kwargs.get("compress_rank") is not None:  # a-priori compression (models.compress)
+        from .compress import create_compressed
+
+        rank = kwargs.pop("compress_rank")
+        return create_compressed(name, rank, **kwargs)
+    kwargs.pop("compress_rank", None)
     fn, _ = _REGISTRY[name]
     return fn(**kwargs)

@@ -116,3 +116,94 @@ def m001_initial_schema(db: sqlite_utils.Database) -> None:
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     )""")
+
+
+@migration
+def m002_labelling_workflow(db: sqlite_utils.Database) -> None:
+    """Tables of the labelling app: rounds, engine state, the query queue, undoable actions, reviews, skips."""
+    db.execute("""CREATE TABLE rounds (
+        id INTEGER PRIMARY KEY,
+        backbone TEXT NOT NULL,
+        method TEXT NOT NULL,
+        actor TEXT,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        settings TEXT NOT NULL DEFAULT '{}',
+        metrics TEXT NOT NULL DEFAULT '{}',
+        unclear TEXT NOT NULL DEFAULT '[]',
+        flagged TEXT NOT NULL DEFAULT '[]'
+    )""")
+    db.execute("""CREATE TABLE engine_state (
+        backbone TEXT PRIMARY KEY,
+        method TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        face_ids BLOB NOT NULL,
+        engine BLOB NOT NULL,
+        model BLOB,
+        round INTEGER,
+        updated_at TEXT NOT NULL
+    )""")
+    db.execute("""CREATE TABLE queue (
+        face_id INTEGER PRIMARY KEY REFERENCES faces(id),
+        rank INTEGER NOT NULL,
+        round INTEGER NOT NULL
+    )""")
+    db.execute("CREATE INDEX queue_rank ON queue(rank)")
+    db.execute("""CREATE TABLE actions (
+        id INTEGER PRIMARY KEY,
+        actor TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        undone_at TEXT
+    )""")
+    db.execute("CREATE INDEX actions_actor ON actions(actor, scope, undone_at)")
+    db.execute("""CREATE TABLE reviews (
+        id INTEGER PRIMARY KEY,
+        face_id INTEGER NOT NULL REFERENCES faces(id),
+        person_id INTEGER NOT NULL REFERENCES people(id),
+        round INTEGER,
+        sample TEXT NOT NULL,
+        correct INTEGER NOT NULL,
+        annotator TEXT,
+        created_at TEXT NOT NULL,
+        withdrawn INTEGER NOT NULL DEFAULT 0
+    )""")
+    db.execute("CREATE INDEX reviews_face ON reviews(face_id, person_id)")
+    db.execute("""CREATE TABLE skips (
+        face_id INTEGER NOT NULL REFERENCES faces(id),
+        annotator TEXT NOT NULL,
+        round INTEGER,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (face_id, annotator)
+    )""")
+
+
+@migration
+def m_methods_tracks_and_notes(db: sqlite_utils.Database) -> None:
+    """Video face tracks (a track is labelled once) and free-text annotator notes on faces/people."""
+    db.execute("""CREATE TABLE tracks (
+        id INTEGER PRIMARY KEY,
+        video_path TEXT NOT NULL,
+        first_frame INTEGER NOT NULL,
+        last_frame INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+    )""")
+    db.execute("""CREATE TABLE track_faces (
+        track_id INTEGER NOT NULL REFERENCES tracks(id),
+        face_id INTEGER NOT NULL REFERENCES faces(id),
+        frame INTEGER NOT NULL,
+        PRIMARY KEY (track_id, face_id)
+    )""")
+    db.execute("CREATE INDEX track_faces_face ON track_faces(face_id)")
+    db.execute("""CREATE TABLE notes (
+        id INTEGER PRIMARY KEY,
+        face_id INTEGER REFERENCES faces(id),
+        person_id INTEGER REFERENCES people(id),
+        text TEXT NOT NULL,
+        annotator TEXT,
+        created_at TEXT NOT NULL
+    )""")
+    db.execute("CREATE INDEX notes_face ON notes(face_id)")
+    db.execute("CREATE INDEX notes_person ON notes(person_id)")

@@ -10,6 +10,7 @@ storage. Modules:
 * :mod:`~aspl.engine.selection`: numbers -> rows (queries, self-paced step,
   CEAL thresholds, FAISS seeding of new people).
 * :mod:`~aspl.engine.pace`: the per-person pace lambda.
+* :mod:`~aspl.engine.preprocess`: embedding centring before classification.
 * :mod:`~aspl.engine.recert`: re-certification of human labels, Wilson intervals.
 * :mod:`~aspl.engine.finetune`: fine-tuning a trainable torch backbone.
 * :mod:`~aspl.engine.engines`: ASPL, SPL, CEAL, AL_RAND, AL_ALL behind one ``step``.
@@ -50,6 +51,7 @@ from .measures import (
     softmax,
 )
 from .pace import Pace
+from .preprocess import center_embeddings, mean_pairwise_cosine
 from .recert import (
     PrecisionEstimate,
     Recertifier,
@@ -80,6 +82,7 @@ __all__ = [
     "best_score", "entropy", "hinge_loss", "least_confidence", "margin", "score_margin", "self_paced_easiness",
     "softmax",
     "Pace",
+    "center_embeddings", "mean_pairwise_cosine",
     "PrecisionEstimate", "Recertifier", "estimate_precision", "sample_for_verification", "uniquely_predicted",
     "wilson_interval",
     "UNLABELLED", "SelfPacedSelection", "ceal_pseudo_labels", "ceal_threshold", "mean_distance", "seed_new_person",

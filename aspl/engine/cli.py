@@ -91,6 +91,9 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="fine-tune a trainable backbone every F rounds and re-embed (default: 0, never)")
     g.add_argument("--label-noise", type=float, default=0.0, metavar="P",
                    help="probability that the simulated annotator answers wrong (default: 0)")
+    g.add_argument("--center", action="store_true",
+                   help="subtract the pool's mean embedding and re-normalise before classification "
+                        "(for from-scratch backbones; default: off)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run_simulate)
     return p
@@ -171,7 +174,8 @@ def run_simulate(args: argparse.Namespace) -> int:
             X, labels = emb.X, emb.labels
         cfg = SimulationConfig(methods=args.methods, seed_labels=args.seed_labels, query_size=args.query_size,
                                rounds=args.rounds, test_fraction=args.test_fraction, seed=args.seed,
-                               open_set=args.open_set, label_noise=args.label_noise, settings=settings)
+                               open_set=args.open_set, label_noise=args.label_noise, center=args.center,
+                               settings=settings)
         rows = simulate(X, np.asarray(labels), cfg, crops=crops, embedder=embedder, progress=progress)
     except (FileNotFoundError, ValueError, UnknownBackboneError, MissingWeightsError) as e:
         print(f"error: {e}", file=sys.stderr)

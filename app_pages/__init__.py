@@ -1,0 +1,1 @@
+"""The Streamlit app's pages (run by ``app.py`` through ``st.navigation``)."""

@@ -1,0 +1,162 @@
+"""Admin: run a round, loop settings, round history and plots, backbone swap, export."""
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import streamlit as st
+
+from app_pages import common
+from aspl.engine.engines import ASPL_QUERIES, CEAL_CRITERIA, METHOD_NAMES, METHODS, VARIANTS
+from aspl.service import LoopSettings
+
+CHOICES = {"query_measure": list(ASPL_QUERIES), "criterion": list(CEAL_CRITERIA)}
+
+svc = common.service()
+st.title("Admin")
+common.require_admin()
+common.show_flashes()
+who = common.annotator() or "admin"
+
+tab_loop, tab_hist, tab_backbone, tab_export = st.tabs(["Loop", "History", "Backbone", "Export"])
+
+# -------------------------------------------------------------------- loop
+with tab_loop:
+    running = svc.jobs.running("round") is not None
+    if st.button("Run a round", type="primary", key="run_round", disabled=running,
+                 help="Train on the human labels, write auto-labels, rank the faces to ask next."):
+        common.guarded(svc.start_round, who)
+        st.rerun()
+    job = common.job_status("round")
+    if job is not None and job.status == "done" and job.result:
+        r = job.result
+        st.success(f"Round {r['round']}: {r['auto_labels']} auto-labels, {r['queries']} faces queued for "
+                   f"annotators, {r['people_modelled']} people modelled, {r['flagged']} flagged "
+                   f"({r['seconds']:.1f} s).")
+
+    loop = svc.loop_settings()
+    st.markdown("#### Loop settings")
+    method = st.selectbox("Method", METHOD_NAMES, index=list(METHOD_NAMES).index(loop.method), key="loop_method")
+    base = VARIANTS[method][0] if method in VARIANTS else method
+    fields = dataclasses.fields(METHODS[base].settings_class)
+    defaults = METHODS[base].settings_class()
+    with st.form("loop_settings"):
+        cols = st.columns(3)
+        engine: dict = {}
+        shown = [f for f in fields if f.name != "random_state"
+                 and not (method in VARIANTS and f.name in VARIANTS[method][1])]
+        for i, f in enumerate(shown):
+            default = getattr(defaults, f.name)
+            cur = loop.engine.get(f.name, default) if base == (VARIANTS.get(loop.method, (loop.method,))[0]) \
+                else default
+            with cols[i % 3]:
+                if f.name in CHOICES:
+                    engine[f.name] = st.selectbox(f.name, CHOICES[f.name], index=CHOICES[f.name].index(cur))
+                elif isinstance(default, bool):
+                    engine[f.name] = st.checkbox(f.name, value=bool(cur))
+                elif isinstance(default, int):
+                    engine[f.name] = int(st.number_input(f.name, value=int(cur), step=1))
+                elif isinstance(default, float):
+                    engine[f.name] = float(st.number_input(f.name, value=float(cur), format="%.4g"))
+                else:
+                    engine[f.name] = st.text_input(f.name, value=str(cur))
+        st.markdown("App")
+        a1, a2, a3, a4, a5 = st.columns(5)
+        lease = a1.number_input("lease seconds", value=float(loop.lease_seconds), min_value=1.0)
+        rnd = a2.number_input("review: random", value=int(loop.review_random), min_value=0, step=1)
+        lowc = a3.number_input("review: lowest", value=int(loop.review_low), min_value=0, step=1)
+        bsz = a4.number_input("batch size", value=int(loop.batch_size), min_value=1, step=1)
+        sim = a5.number_input("cluster similarity", value=float(loop.cluster_similarity), min_value=-1.0,
+                              max_value=1.0, format="%.3f")
+        if st.form_submit_button("Save settings"):
+            changed = {k: v for k, v in engine.items() if v != getattr(defaults, k)}
+            new = LoopSettings(method, changed, float(lease), int(rnd), int(lowc), int(bsz), float(sim))
+            if common.guarded(svc.set_loop_settings, new, who, ok="Settings saved.", inline=True) is not None:
+                st.rerun()
+
+# ----------------------------------------------------------------- history
+def _chart(df: pd.DataFrame, cols: list[str], domain: tuple[float, float] | None = None) -> None:
+    """Lines with points (a single round still shows) of ``cols`` per round."""
+    import altair as alt
+
+    cols = [c for c in cols if c in df]
+    long = df.reset_index().melt(id_vars="round", value_vars=cols, var_name="series", value_name="value")
+    long = long.dropna()
+    if long.empty:
+        st.caption("nothing measured yet")
+        return
+    y = alt.Y("value:Q", title=None, scale=alt.Scale(domain=list(domain)) if domain else alt.Undefined)
+    chart = alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("round:O", title="round"), y=y, color=alt.Color("series:N", title=None),
+        tooltip=["round", "series", "value"])
+    st.altair_chart(chart.properties(height=260), width="stretch")
+
+
+with tab_hist:
+    rounds = svc.rounds()
+    if not rounds:
+        st.info("No rounds yet.")
+    else:
+        df = pd.DataFrame([{"round": r["id"], "finished": r["finished_at"][:19], "backbone": r["backbone"],
+                            "method": r["method"], **r["metrics"]} for r in rounds]).set_index("round")
+        c1, c2 = st.columns(2)
+        with c1:
+            st.markdown("**Accuracy per round**")
+            _chart(df, ["prequential_accuracy", "human_agreement", "review_precision"], (0, 1))
+            st.caption("prequential: the previous round's model on the faces labelled since (the hardest ones); "
+                       "agreement: the model on its own human labels; review: precision of reviewed auto-labels.")
+        with c2:
+            st.markdown("**Labels per round**")
+            _chart(df, ["human_labels", "auto_labels"])
+        st.dataframe(df, width="stretch")
+
+# ---------------------------------------------------------------- backbone
+with tab_backbone:
+    st.markdown(f"Current backbone: **{svc.backbone}**")
+    rows = svc.backbones()
+    st.dataframe(pd.DataFrame(rows)[["name", "family", "embedding_dim", "params_m", "pretrained_weights",
+                                     "faces_embedded"]], hide_index=True, width="stretch")
+    names = [r["name"] for r in rows if r["name"] != svc.backbone]
+    pre = {r["name"]: r["pretrained_weights"] for r in rows}
+    choice = st.selectbox("Swap to", names, index=None, key="swap_to",
+                          format_func=lambda n: n + ("" if pre.get(n) else " (no pretrained weights)"))
+    if choice and not pre.get(choice):
+        st.warning(f"{choice} has no pretrained weights here: its embeddings would be random features.")
+    busy = svc.jobs.running("backbone") is not None or svc.jobs.running("import") is not None
+    if st.button("Re-embed the library and swap", disabled=not choice or busy, key="swap"):
+        common.guarded(svc.start_backbone_swap, choice, who)
+        st.rerun()
+    job = common.job_status("backbone")
+    if job is not None and job.status == "done" and job.result:
+        st.success(f"Now using {job.result['backbone']} ({job.result['embedded']} faces embedded).")
+    st.caption("The current backbone and its index keep serving until every face is embedded with the new one.")
+
+# ------------------------------------------------------------------ export
+with tab_export:
+    st.markdown("Face → person for every labelled face (human labels win over auto-labels), with the box, "
+                "source and confidence; and a folder per person of the crops.")
+    if st.button("Export now", key="export"):
+        res = common.guarded(svc.export, actor=who, inline=True)
+        if res is not None:
+            st.session_state["export_result"] = res
+    res = st.session_state.get("export_result")
+    if res is not None:
+        st.success(f"{res.rows} faces of {res.people} people written to `{res.folder}`")
+        d1, d2, d3 = st.columns(3)
+        d1.download_button("faces.csv", res.csv.read_bytes(), "faces.csv", "text/csv", key="dl_csv")
+        d2.download_button("faces.parquet", res.parquet.read_bytes(), "faces.parquet",
+                           "application/octet-stream", key="dl_parquet")
+        if res.crops_zip is not None:
+            d3.download_button("crops.zip (folder per person)", res.crops_zip.read_bytes(), "crops.zip",
+                               "application/zip", key="dl_zip")
+
+st.divider()
+with st.expander("Admin password"):
+    with st.form("change_pw"):
+        p1 = st.text_input("New admin password", type="password")
+        if st.form_submit_button("Change"):
+            common.guarded(svc.set_admin_password, p1, who, ok="Password changed.")
+            st.rerun()
+if st.button("Log out", key="logout"):
+    st.session_state["is_admin"] = False
+    st.rerun()

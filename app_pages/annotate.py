@@ -1,0 +1,148 @@
+"""Annotate: the next queried face with top-5 suggestions, keyboard shortcuts, and a batch mode."""
+from __future__ import annotations
+
+import streamlit as st
+
+from app_pages import common
+from aspl.service import SCOPE_ANNOTATE
+
+svc = common.service()
+who = common.require_annotator()
+
+st.title("Annotate")
+common.show_flashes()
+mode = st.segmented_control("Mode", ["One face", "Batch"], default="One face", key="ann_mode",
+                            label_visibility="collapsed") or "One face"
+
+
+# --------------------------------------------------------------- callbacks
+def _confirm(face_id: int, person_id: int, name: str) -> None:
+    common.guarded(svc.confirm, face_id, person_id, who, ok=f"Face #{face_id}: {name}")
+
+
+def _new_person(face_id: int) -> None:
+    name = st.session_state.get("kb_new")
+    st.session_state["kb_new"] = None
+    if name:
+        common.guarded(svc.new_person, face_id, name, who, ok=f"Face #{face_id}: {name}")
+
+
+def _not_face(face_id: int) -> None:
+    common.guarded(svc.not_face, face_id, who, ok=f"Face #{face_id} marked as not a face")
+
+
+def _skip(face_id: int) -> None:
+    common.guarded(svc.skip, face_id, who)
+
+
+def _undo() -> None:
+    act = common.guarded(svc.undo, who, SCOPE_ANNOTATE)
+    if act is not None:
+        common.flash("info", f"Undone: {svc.describe(act)}")
+
+
+def _undo_button(key: str = "kb_u") -> None:
+    last = svc.last_action(who, SCOPE_ANNOTATE)
+    st.button("**U** · Undo", key=key, on_click=_undo, disabled=last is None, width="stretch",
+              help=("Undo: " + svc.describe(last)) if last else "Nothing to undo")
+
+
+# ------------------------------------------------------------ one face
+def one_face() -> None:
+    face_id = svc.next_face(who)
+    if face_id is None:
+        if not svc.library.face_ids(None):
+            st.info("The library has no faces yet: import photos on the Import page.")
+        else:
+            st.success("Every face has a label. Run a round (Admin) or import more photos.")
+        _undo_button()
+        common.keyboard({"u": "kb_u"}, "done")
+        return
+    st.session_state["_shown_face"] = face_id
+    view = svc.face_view(face_id)
+    sugg = svc.suggestions(face_id, k=5)
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.markdown(f"<span id='aspl-face' data-face='{face_id}'>Face #{face_id}</span>"
+                    + (f" · query rank {view.queue_rank + 1}" if view.queue_rank is not None else ""),
+                    unsafe_allow_html=True)
+        c1, c2 = st.columns([1, 2])
+        c1.image(common.crop(face_id), caption="aligned crop", width="stretch")
+        photo = svc.photo_with_box(face_id)
+        if photo is not None:
+            c2.image(photo, caption=view.path, width="stretch", output_format="JPEG")
+        else:
+            c2.caption(f"photo not available: {view.path}")
+        if view.auto:
+            st.caption(f"auto-label: {view.auto['name']} (confidence {view.auto['confidence']:.2f}, "
+                       f"round {view.auto['round']})")
+    with right:
+        st.markdown("#### Who is this?")
+        if not sugg:
+            st.caption("No suggestions yet: name the first faces with **N**.")
+        for i, s in enumerate(sugg, 1):
+            t, b = st.columns([1, 5], vertical_alignment="center")
+            if s.thumb_face_id is not None:
+                t.image(common.crop(s.thumb_face_id), width=56)
+            kind = "score" if s.source == "classifier" else "similarity"
+            b.button(f"**{i}** · {s.name} — {kind} {s.score:.2f}", key=f"kb_{i}", on_click=_confirm,
+                     args=(face_id, s.person_id, s.name), width="stretch")
+        st.selectbox("**N** · new person or another name", options=svc.person_names(), index=None,
+                     key="kb_new", accept_new_options=True, placeholder="type a name and press Enter",
+                     on_change=_new_person, args=(face_id,))
+        c1, c2, c3 = st.columns(3)
+        c1.button("**X** · Not a face", key="kb_x", on_click=_not_face, args=(face_id,), width="stretch")
+        c2.button("**S** · Skip", key="kb_s", on_click=_skip, args=(face_id,), width="stretch")
+        with c3:
+            _undo_button()
+        st.caption(f"{svc.remaining()} face(s) still need a person. Keys: 1-5 confirm, N name, X not a face, "
+                   "S skip, U undo, Esc leaves the name box.")
+    keys = {str(i): f"kb_{i}" for i in range(1, len(sugg) + 1)}
+    keys.update({"n": "kb_new", "x": "kb_x", "s": "kb_s", "u": "kb_u"})
+    common.keyboard(keys, face_id)
+
+
+# --------------------------------------------------------------- batch
+def batch() -> None:
+    groups = svc.batch_groups(who)
+    if not groups:
+        st.info("No groups yet: after a round, each person's auto-labels and clusters of unclear faces show here.")
+        _undo_button("batch_undo")
+        return
+    idx = st.selectbox("Group", range(len(groups)), format_func=lambda i: groups[i].title, key="batch_group")
+    g = groups[min(idx or 0, len(groups) - 1)]
+    st.caption("Untick the faces that do not belong, then accept the rest in one action (key A; U undoes)."
+               + (" Unticked faces are recorded as *not this person*." if g.kind == "person" else ""))
+    cols = st.columns(6)
+    for j, f in enumerate(g.face_ids):
+        with cols[j % 6]:
+            st.image(common.crop(f), width="stretch")
+            st.checkbox(f"#{f} · {g.scores.get(f, 0):.2f}", value=True, key=f"bsel_{g.key}_{f}")
+    selected = [f for f in g.face_ids if st.session_state.get(f"bsel_{g.key}_{f}", True)]
+    deselected = [f for f in g.face_ids if f not in selected]
+    if g.kind == "person":
+        target = g.person_id
+        label = f"Accept {len(selected)} face(s) as {svc.library.person_name(g.person_id)}"
+    else:
+        target = st.selectbox("Who are they?", options=svc.person_names(), index=None, accept_new_options=True,
+                              key=f"bname_{g.key}", placeholder="type a name and press Enter")
+        label = f"Accept {len(selected)} face(s)" + (f" as {target}" if target else "")
+
+    def _accept() -> None:
+        n = common.guarded(svc.accept_batch, selected, target, who,
+                           deselected=deselected if g.kind == "person" else ())
+        if n is not None:
+            common.flash("success", f"Labelled {n} face(s).")
+
+    c1, c2 = st.columns([3, 1])
+    c1.button(f"**A** · {label}", key="batch_accept", type="primary", on_click=_accept,
+              disabled=not selected or target is None, width="stretch")
+    with c2:
+        _undo_button("batch_undo")
+    common.keyboard({"a": "batch_accept", "u": "batch_undo"}, g.key)
+
+
+if mode == "Batch":
+    batch()
+else:
+    one_face()

@@ -1,0 +1,91 @@
+"""Review: re-certify auto-labels (random sample + lowest confidence), precision estimate, flagged labels."""
+from __future__ import annotations
+
+import streamlit as st
+
+from app_pages import common
+from aspl.service import SCOPE_REVIEW
+
+svc = common.service()
+who = common.require_annotator()
+
+st.title("Review")
+common.show_flashes()
+
+rand, low = svc.precision("random"), svc.precision("low")
+c1, c2, c3 = st.columns(3)
+if rand.n:
+    c1.metric("Auto-label precision (random sample)", f"{rand.precision:.0%}",
+              help="Estimated from the auto-labels reviewed in the random sample (unbiased).")
+    c1.caption(f"95% interval {rand.low:.0%} – {rand.high:.0%} from {rand.correct}/{rand.n} reviewed")
+else:
+    c1.metric("Auto-label precision (random sample)", "–")
+    c1.caption("Review some randomly sampled auto-labels to estimate it.")
+c2.metric("Lowest-confidence reviews right", f"{low.precision:.0%}" if low.n else "–",
+          help="On the least confident auto-labels: a pessimistic number, not an estimate of the whole.")
+c2.caption(f"{low.correct}/{low.n} reviewed" if low.n else "")
+flagged = svc.flagged_labels()
+c3.metric("Flagged human labels", len(flagged))
+
+
+def _accept(face_id: int, person_id: int, sample: str) -> None:
+    common.guarded(svc.accept_auto, face_id, person_id, who, sample)
+
+
+def _reject(face_id: int, person_id: int, sample: str) -> None:
+    common.guarded(svc.reject_auto, face_id, person_id, who, sample)
+
+
+def _undo() -> None:
+    act = common.guarded(svc.undo, who, SCOPE_REVIEW)
+    if act is not None:
+        common.flash("info", f"Undone: {svc.describe(act)}")
+
+
+last = svc.last_action(who, SCOPE_REVIEW)
+st.button("Undo last review", key="review_undo", on_click=_undo, disabled=last is None,
+          help=("Undo: " + svc.describe(last)) if last else None)
+
+st.subheader("Auto-labels to re-certify")
+items = svc.review_sample(who)
+if not items:
+    st.info("No auto-labels waiting for review. They appear after a round (Admin → Run a round).")
+for title, sample in (("Random sample", "random"), ("Lowest confidence", "low")):
+    part = [it for it in items if it.sample == sample]
+    if not part:
+        continue
+    st.markdown(f"**{title}** ({len(part)})")
+    cols = st.columns(6)
+    for j, it in enumerate(part):
+        with cols[j % 6]:
+            st.image(common.crop(it.face_id), width="stretch")
+            st.caption(f"#{it.face_id} · **{it.name}** · {it.confidence:.2f}")
+            a, b = st.columns(2)
+            a.button("✓", key=f"rv_ok_{it.face_id}_{it.person_id}", on_click=_accept,
+                     args=(it.face_id, it.person_id, sample), help=f"Yes, this is {it.name}", width="stretch")
+            b.button("✗", key=f"rv_no_{it.face_id}_{it.person_id}", on_click=_reject,
+                     args=(it.face_id, it.person_id, sample), help=f"No, not {it.name}", width="stretch")
+
+st.subheader("Suspicious human labels")
+if not flagged:
+    st.caption("None: every human label agrees with the model (re-certified each round).")
+
+
+def _confirm_flag(face_id: int) -> None:
+    common.guarded(svc.confirm_flag, face_id, who, ok=f"Face #{face_id}: label confirmed")
+
+
+def _move(face_id: int) -> None:
+    name = st.session_state.get(f"flag_move_{face_id}")
+    if name:
+        common.guarded(svc.move_face, face_id, name, who, ok=f"Face #{face_id} moved to {name}")
+
+
+for fl in flagged:
+    a, b, c = st.columns([1, 2, 2], vertical_alignment="center")
+    a.image(common.crop(fl["face_id"]), width=96)
+    b.markdown(f"Face #{fl['face_id']} labelled **{fl['name']}** by {fl['annotator'] or '?'} ({fl['source']})")
+    b.button("The label is right", key=f"flag_ok_{fl['face_id']}", on_click=_confirm_flag, args=(fl["face_id"],))
+    c.selectbox("It is someone else", options=svc.person_names(), index=None, accept_new_options=True,
+                key=f"flag_move_{fl['face_id']}", on_change=_move, args=(fl["face_id"],),
+                placeholder="type the right name")

@@ -1,0 +1,44 @@
+"""Review page (AppTest): re-certify auto-labels, precision with its interval, flagged human labels."""
+import os
+
+from apphelpers import app_test, build_synthetic, page, texts
+from aspl.service import Service
+
+
+def test_review_accept_reject_precision_and_flags(tmp_path, monkeypatch):
+    lib, truth = build_synthetic(tmp_path / "lib", human_per_person=3)
+    svc = Service(lib)
+    svc.set_loop_settings({"review_random": 3, "review_low": 2, "engine": {"max_failures": 0, "min_labels": 2}})
+    wrong = next(f for f in lib.face_ids() if f not in lib.labelled_face_ids())
+    other = next(p for p in svc.people() if p["name"] != truth[wrong])
+    svc.confirm(wrong, other["id"], "mallory")
+    svc.run_round("admin")
+    svc.run_round("admin")
+    lib.close()
+    at = page(app_test(monkeypatch, tmp_path / "lib"), "review")
+    assert not at.exception
+    t = texts(at)
+    assert "Random sample" in t and "Lowest confidence" in t and "Suspicious human labels" in t
+    oks = [b for b in at.button if b.key and b.key.startswith("rv_ok_")]
+    nos = [b for b in at.button if b.key and b.key.startswith("rv_no_")]
+    assert len(oks) == len(nos) == 5
+    oks[0].click().run()
+    [b for b in at.button if b.key and b.key.startswith("rv_no_")][0].click().run()
+    assert not at.exception
+    prec = next(m for m in at.metric if m.label.startswith("Auto-label precision"))
+    assert prec.value == "50%"
+    assert "95% interval" in texts(at)
+    assert next(m for m in at.metric if m.label == "Flagged human labels").value == "1"
+    at.button(key=f"flag_ok_{wrong}").click().run()
+    assert next(m for m in at.metric if m.label == "Flagged human labels").value == "0"
+    at.button(key="review_undo").click().run()
+    assert "Undone" in texts(at)
+    svc2 = Service(type(lib)(os.environ["ASPL_DB"]))
+    assert [f["face_id"] for f in svc2.flagged_labels()] == [wrong]
+    assert svc2.precision().n == 2  # undo took back the flag confirmation, not the reviews
+
+
+def test_review_before_any_round(tmp_path, monkeypatch):
+    build_synthetic(tmp_path / "lib")[0].close()
+    at = page(app_test(monkeypatch, tmp_path / "lib"), "review")
+    assert not at.exception and "No auto-labels waiting for review" in texts(at)

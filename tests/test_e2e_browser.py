@@ -1,0 +1,321 @@
+"""End to end in headless Chromium: start ``streamlit run app.py`` on a fresh library, import a few lfw-dev
+photos, label faces with the keyboard, run a round and see auto-labels appear.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``apt-get install -y chromium chromium-driver``) and
+selenium (requirements-dev.txt). Screenshots of each page go to ``$ASPL_SCREENSHOT_DIR`` (default: a
+temporary folder); the key-press -> next-face latencies are written next to them (``latency.json``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from apphelpers import ADMIN_PASSWORD, REPO, copy_photos, lfw_files
+
+log = logging.getLogger(__name__)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+if not (CHROMIUM and CHROMEDRIVER):
+    _missing = " and ".join(n for n, p in (("chromium", CHROMIUM), ("chromedriver", CHROMEDRIVER)) if not p)
+    pytest.skip(f"Chromium is not installed ({_missing} not found on PATH; "
+                "`apt-get install -y chromium chromium-driver` installs both)", allow_module_level=True)
+
+from selenium import webdriver  # noqa: E402  (after the skip: only needed with a browser)
+from selenium.webdriver.chrome.service import Service as ChromeService  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+PEOPLE = ("Colin_Powell", "George_W_Bush", "Tony_Blair")
+PHOTOS_PER_PERSON = 6
+LABELS_PER_PERSON = 3
+
+_CUR = "var e = document.getElementById('aspl-face'); return e ? e.dataset.face : null;"
+# A page has finished drawing when the app's end-of-run marker (app_pages.common.run_marker) is newer than
+# before the action, nothing is stale and every image has loaded.
+_DONE = ("var e = document.getElementById('aspl-done'); "
+         "return e ? [e.dataset.page, e.dataset.face, +e.dataset.run] : null;")
+_SETTLED = ("return document.querySelectorAll('[data-stale=\"true\"]').length === 0 && "
+            "Array.from(document.querySelectorAll('[data-testid=\"stMain\"] img'))"
+            ".every(i => i.complete && i.naturalWidth > 0);")
+_SUGGESTIONS = """
+return Array.from(document.querySelectorAll("[class*='st-key-kb_'] button")).map(b => {
+  const m = b.closest("[class*='st-key-kb_']").className.match(/st-key-kb_(\\d)/);
+  return m ? [m[1], b.innerText] : null;
+}).filter(x => x);
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def app_url(tmp_path):
+    port = _free_port()
+    env = dict(os.environ, ASPL_DB=str(tmp_path / "lib"), ASPL_ADMIN_PASSWORD=ADMIN_PASSWORD,
+               PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    logf = open(tmp_path / "streamlit.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true", f"--server.port={port}",
+         "--server.address=127.0.0.1", "--browser.gatherUsageStats=false", "--server.fileWatcherType=none",
+         "--server.runOnSave=false"], cwd=REPO, env=env, stdout=logf, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("streamlit did not start:\n" + (tmp_path / "streamlit.log").read_text()[-3000:])
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        logf.close()
+
+
+@pytest.fixture
+def browser():
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000",
+              "--disable-dev-shm-usage"):
+        opts.add_argument(a)
+    d = webdriver.Chrome(service=ChromeService(CHROMEDRIVER), options=opts)
+    try:
+        yield d
+    finally:
+        d.quit()
+
+
+def _button(d, text: str):
+    return WebDriverWait(d, 30).until(lambda d: next(
+        (b for b in d.find_elements(By.TAG_NAME, "button") if b.text.strip() == text and b.is_displayed()), None))
+
+
+def _run(d) -> int:
+    m = d.execute_script(_DONE)
+    return m[2] if m else 0
+
+
+def _settle(d, after: int | None = None, page: str | None = None, face: str | None = None,
+            timeout: float = 30) -> None:
+    """Wait for a complete run (newer than run ``after``, of ``page``, showing ``face``) with all images loaded."""
+    def done(d) -> bool:
+        m = d.execute_script(_DONE)
+        if not m or (after is not None and m[2] <= after) or (page and m[0] != page) or \
+                (face is not None and m[1] != face):
+            return False
+        return bool(d.execute_script(_SETTLED))
+
+    WebDriverWait(d, timeout, poll_frequency=0.01).until(done)
+
+
+def _nav(d, title: str) -> None:
+    link = WebDriverWait(d, 30).until(lambda d: next(
+        (a for a in d.find_elements(By.CSS_SELECTOR, "[data-testid='stSidebarNavLink']")
+         if a.text.strip().endswith(title)), None))
+    before = _run(d)
+    link.click()
+    _settle(d, after=before, page=title)
+
+
+def _wait_text(d, pattern: str, timeout: float = 90) -> str:
+    rx = re.compile(pattern)
+    WebDriverWait(d, timeout, poll_frequency=0.1).until(lambda d: rx.search(d.find_element(By.TAG_NAME, "body").text))
+    return rx.search(d.find_element(By.TAG_NAME, "body").text).group(0)
+
+
+def test_import_label_with_keys_run_a_round(app_url, browser, tmp_path, lfw_dev):
+    from storage import Library
+
+    t_start = time.perf_counter()
+    phases: dict[str, float] = {}
+
+    def phase(name: str) -> None:
+        phases[name] = round(time.perf_counter() - t_start, 2)
+    shots = Path(os.environ.get("ASPL_SCREENSHOT_DIR") or tmp_path / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    src = copy_photos(lfw_files(lfw_dev, PHOTOS_PER_PERSON, PEOPLE), tmp_path / "photos")
+    d = browser
+
+    # Import (admin): log in, import a server folder, see the summary.
+    phase("server up")
+    d.get(f"{app_url}/import?annotator=e2e")
+    WebDriverWait(d, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "input[type='password']"))
+    d.find_element(By.CSS_SELECTOR, "input[type='password']").send_keys(ADMIN_PASSWORD)
+    _button(d, "Log in").click()
+    path_box = WebDriverWait(d, 30).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='Folder (or file) path on the server']"))
+    path_box.send_keys(str(src))
+    _button(d, "Import folder").click()
+    summary = _wait_text(d, r"Imported \d+ photo\(s\) with \d+ face\(s\)", timeout=120)
+    _settle(d)
+    phase("imported")
+    d.save_screenshot(str(shots / "import.png"))
+    log.info("import: %s", summary)
+
+    # Ground truth for the faces, from the library itself (secondary faces in a photo are nobody we know).
+    lib = Library(tmp_path / "lib")
+    faces = lib.faces_table()
+    by_image: dict[int, list[dict]] = {}
+    for f in faces:
+        by_image.setdefault(f["image_id"], []).append(f)
+    truth = {}
+    for fs in by_image.values():
+        main = max(fs, key=lambda f: (f["x2"] - f["x1"]) * (f["y2"] - f["y1"]))
+        truth[main["face_id"]] = Path(main["image_path"]).parent.name.replace("_", " ")
+
+    # Annotate with the keyboard: digits confirm a suggestion, N + name for a new person, S skip, U undo.
+    _nav(d, "Annotate")
+    cur = lambda: d.execute_script(_CUR)  # noqa: E731
+    WebDriverWait(d, 30).until(lambda d: cur() is not None)
+    _settle(d)
+    latencies: list[dict] = []
+
+    def press(keys: str, kind: str) -> None:
+        """Send keys; time until the next face's id shows, and until its page has fully drawn."""
+        before, run0 = cur(), _run(d)
+        t0 = time.perf_counter()
+        ActionChains(d).send_keys(keys).perform()
+        WebDriverWait(d, 20, poll_frequency=0.005).until(lambda d: cur() not in (None, before))
+        t_face = time.perf_counter() - t0
+        _settle(d, after=run0, face=cur())
+        latencies.append({"key": kind, "face_changed_s": round(t_face, 4),
+                          "settled_s": round(time.perf_counter() - t0, 4)})
+
+    counts = {n.replace("_", " "): 0 for n in PEOPLE}
+    state = {"undone": False}
+
+    def answer(name: str) -> None:
+        """Name the face on screen with the keys: its digit when suggested, else N + the name."""
+        f = int(cur())
+        sugg = {int(k): text for k, text in d.execute_script(_SUGGESTIONS)}
+        hit = next((k for k, text in sorted(sugg.items()) if name in text), None)
+        if hit is not None:
+            press(str(hit), "digit")
+            if not state["undone"]:  # U brings the face back; label it again
+                press("u", "U")
+                assert int(cur()) == f
+                state["undone"] = True
+                press(str(hit), "digit")
+        else:
+            ActionChains(d).send_keys("n").perform()
+            WebDriverWait(d, 10).until(lambda d: d.execute_script(
+                "return !!(document.activeElement && document.activeElement.closest('.st-key-kb_new'))"))
+            press(name + Keys.ENTER, "N+name")
+        counts[name] += 1
+
+    for _ in range(4 * len(faces)):
+        if all(c >= LABELS_PER_PERSON for c in counts.values()):
+            break
+        name = truth.get(int(cur()))
+        if name is None or counts[name] >= LABELS_PER_PERSON:
+            press("s", "S")
+            continue
+        answer(name)
+        if sum(counts.values()) == 4:
+            d.save_screenshot(str(shots / "annotate.png"))
+    assert all(c >= LABELS_PER_PERSON for c in counts.values()), counts
+    phase("labelled")
+    human = {r["face_id"]: lib.person_name(r["person_id"]) for r in lib.label_rows(("human",))}
+    assert human and all(truth[f] == n for f, n in human.items())
+    assert {r["annotator"] for r in lib.label_rows(("human",))} == {"e2e"}
+
+    # Admin: run a round; the sidebar then counts auto-labels.
+    _nav(d, "Admin")
+    _button(d, "Run a round").click()
+    _wait_text(d, r"Round 1: \d+ auto-labels", timeout=60)
+    phase("round")
+    _settle(d)
+    d.save_screenshot(str(shots / "admin.png"))
+    auto = lib.label_rows(("auto",))
+    assert auto, "the round wrote no auto-labels"
+    side = d.find_element(By.CSS_SELECTOR, "[data-testid='stSidebar']").text
+    m = re.search(r"(\d+) human / (\d+) auto labels", side)
+    assert m and int(m.group(2)) == len(auto) > 0, side
+    correct = sum(truth.get(r["face_id"]) == lib.person_name(r["person_id"]) for r in auto)
+
+    # Two more answers on the round's queue, then round 2 (two points on the history plots).
+    _nav(d, "Annotate")
+    WebDriverWait(d, 30).until(lambda d: cur() is not None)
+    queue = lib.queue()
+    assert int(cur()) == queue[0]  # the most useful face first
+    answered = 0
+    for _ in range(len(faces)):
+        if answered == 2:
+            break
+        name = truth.get(int(cur()))
+        if name is None:
+            press("s", "S")
+            continue
+        answer(name)
+        answered += 1
+    _nav(d, "Admin")
+    _button(d, "Run a round").click()
+    _wait_text(d, r"Round 2: \d+ auto-labels", timeout=60)
+    phase("round 2")
+    tab = next(t for t in d.find_elements(By.CSS_SELECTOR, "[role='tab']") if t.text.strip() == "History")
+    d.execute_script("arguments[0].scrollIntoView(); arguments[0].click();", tab)
+    _settle(d)
+    time.sleep(0.5)  # let the charts draw
+    d.save_screenshot(str(shots / "admin_history.png"))
+
+    # The auto-labels show on the People, Review and batch Annotate pages.
+    _nav(d, "People")
+    _wait_text(d, r"Automatic labels \(\d+\)")
+    _settle(d)
+    d.save_screenshot(str(shots / "people.png"))
+    _nav(d, "Review")
+    _wait_text(d, r"Auto-labels to re-certify")
+    _settle(d)
+    d.save_screenshot(str(shots / "review.png"))
+    _nav(d, "Annotate")
+    _button(d, "Batch").click()
+    _wait_text(d, r"Accept \d+ face\(s\)")
+    _settle(d)
+    d.save_screenshot(str(shots / "annotate_batch.png"))
+    n_human = len(lib.label_rows(("human",)))
+    ActionChains(d).send_keys("a").perform()  # accept the whole group with one key
+    _wait_text(d, r"Labelled \d+ face\(s\)")
+    assert len(lib.label_rows(("human",))) > n_human
+    phase("pages")
+
+    med = statistics.median(x["face_changed_s"] for x in latencies)
+    med_settled = statistics.median(x["settled_s"] for x in latencies)
+    report = {"presses": len(latencies), "median_key_to_next_face_s": med,
+              "median_key_to_settled_page_s": med_settled, "max_key_to_next_face_s":
+              max(x["face_changed_s"] for x in latencies), "auto_labels": len(auto), "auto_labels_correct": correct,
+              "total_s": round(time.perf_counter() - t_start, 1), "phases_s": phases, "presses_detail": latencies}
+    (shots / "latency.json").write_text(json.dumps(report, indent=2))
+    print(f"\nkey press -> next face: median {med * 1000:.0f} ms (page settled {med_settled * 1000:.0f} ms) over "
+          f"{len(latencies)} presses; round 1 wrote {len(auto)} auto-labels ({correct} correct); phases {phases}")
+    assert med < 2.0

@@ -1,0 +1,132 @@
+"""Annotating: next face under a lease, confirm / new person / not a face / skip, undo."""
+import time
+
+import pytest
+
+from apphelpers import synthetic_service
+from aspl.service import FaceClosedError, NothingToUndoError, ServiceError
+from storage import LabelConflictError
+
+
+@pytest.fixture
+def svc_truth():
+    return synthetic_service(None, human_per_person=1)
+
+
+def test_annotators_get_different_faces_and_a_reload_keeps_the_face(svc_truth):
+    svc, _ = svc_truth
+    a, b = svc.next_face("alice"), svc.next_face("bob")
+    assert a is not None and b is not None and a != b
+    assert svc.next_face("alice") == a  # reload: same face
+    assert svc.next_face("carol") not in (a, b)
+
+
+def test_expired_leases_are_reused(svc_truth):
+    svc, _ = svc_truth
+    svc.set_loop_settings({"lease_seconds": 0.05})
+    a = svc.next_face("alice")
+    time.sleep(0.1)
+    assert svc.next_face("bob") == a
+
+
+def test_queue_order_after_a_round(svc_truth):
+    svc, _ = svc_truth
+    svc.run_round("admin")
+    assert svc.next_face("alice") == svc.library.queue()[0]
+
+
+def test_confirm_records_annotator_and_moves_on(svc_truth):
+    svc, truth = svc_truth
+    f = svc.next_face("alice")
+    pid = svc.library.person_id(truth[f])
+    lid = svc.confirm(f, pid, "alice")
+    lab = svc.library.label(lid)
+    assert (lab["face_id"], lab["person_id"], lab["source"], lab["annotator"]) == (f, pid, "human", "alice")
+    assert svc.next_face("alice") != f
+    with pytest.raises(LabelConflictError):
+        svc.confirm(f, pid, "bob")  # two annotators cannot both win
+
+
+def test_new_person_creates_once_case_insensitively(svc_truth):
+    svc, _ = svc_truth
+    f1 = svc.next_face("alice")
+    svc.new_person(f1, "Zed  Newman", "alice")
+    f2 = svc.next_face("alice")
+    svc.new_person(f2, "zed newman", "alice")
+    zed = [p for p in svc.people() if p["name"].lower() == "zed newman"]
+    assert len(zed) == 1 and zed[0]["human"] == 2
+
+
+def test_not_a_face_is_never_shown_again_and_undo_restores(svc_truth):
+    svc, truth = svc_truth
+    f = svc.next_face("alice")
+    svc.not_face(f, "alice")
+    seen = set()
+    for _ in range(40):
+        g = svc.next_face("alice")
+        if g is None:
+            break
+        seen.add(g)
+        svc.skip(g, "alice")
+    assert f not in seen
+    with pytest.raises(FaceClosedError, match="not_face"):
+        svc.confirm(f, svc.library.person_id(truth[f]), "bob")
+    # undo the skips, then the not-a-face
+    while svc.last_action("alice")["kind"] == "skip":
+        svc.undo("alice")
+    act = svc.undo("alice")
+    assert act["kind"] == "not_face"
+    assert svc.library.face(f)["status"] == "ok"
+    assert svc.next_face("alice") == f  # the undone face comes back first
+
+
+def test_skip_puts_the_face_last_for_that_annotator_only(svc_truth):
+    svc, _ = svc_truth
+    f = svc.next_face("alice")
+    svc.skip(f, "alice")
+    assert svc.next_face("alice") != f
+    assert svc.next_face("bob") == f
+
+
+def test_undo_revokes_the_last_label_and_logs_it(svc_truth):
+    svc, truth = svc_truth
+    f = svc.next_face("alice")
+    lid = svc.confirm(f, svc.library.person_id(truth[f]), "alice")
+    act = svc.undo("alice")
+    assert act["kind"] == "label" and "labelled face" in svc.describe(act)
+    assert svc.library.label(lid)["revoked"] == 1
+    assert f not in svc.library.labelled_face_ids()
+    kinds = [e["kind"] for e in svc.library.events(limit=5)]
+    assert "undo" in kinds and "label_revoked" in kinds
+    assert svc.next_face("alice") == f
+    with pytest.raises(NothingToUndoError, match="alice has nothing to undo"):
+        svc.undo("alice")
+
+
+def test_undo_of_a_label_restores_the_auto_label_it_replaced(svc_truth):
+    svc, truth = svc_truth
+    svc.run_round("admin")
+    a = svc.library.label_rows(("auto",))[0]
+    svc.confirm(a["face_id"], a["person_id"], "alice")
+    assert not svc.library.label_rows(("auto",), face_id=a["face_id"])
+    svc.undo("alice")
+    assert [r["id"] for r in svc.library.label_rows(("auto",), face_id=a["face_id"])] == [a["id"]]
+
+
+def test_annotator_name_is_required(svc_truth):
+    svc, _ = svc_truth
+    with pytest.raises(ServiceError, match="annotator name is required"):
+        svc.next_face("  ")
+
+
+def test_all_labelled_gives_none():
+    svc, truth = synthetic_service(None, n_people=2, per_person=2, human_per_person=2)
+    assert svc.next_face("alice") is None and svc.remaining() == 0
+
+
+def test_a_round_reranks_even_a_held_face(svc_truth):
+    svc, _ = svc_truth
+    held = svc.next_face("alice")
+    svc.run_round("admin")
+    assert svc.next_face("alice") == svc.library.queue()[0]
+    assert held in svc.library.queue() or held in svc.library.labelled_face_ids(("auto",))

@@ -1,0 +1,39 @@
+"""Batch mode: a person's auto-labels or a cluster of unclear faces, accepted in one action."""
+from apphelpers import synthetic_service
+
+
+def test_clusters_of_unnamed_faces_before_any_round():
+    svc, truth = synthetic_service(None, n_people=3, per_person=6)
+    groups = svc.batch_groups("alice")
+    assert groups and all(g.kind == "cluster" for g in groups)
+    g = groups[0]
+    assert len(g.face_ids) >= 2 and len({truth[f] for f in g.face_ids}) == 1
+    n = svc.accept_batch(g.face_ids, "New Person", "alice")
+    assert n == len(g.face_ids)
+    pid = svc.library.person_id("New Person")
+    assert {r["face_id"] for r in svc.library.person_faces(pid)} == set(g.face_ids)
+    assert all(r["annotator"] == "alice" for r in svc.library.label_rows(("human",)))
+
+
+def test_person_group_deselected_faces_are_rejected_and_undo_restores():
+    svc, truth = synthetic_service(None, human_per_person=1)
+    svc.run_round("admin")
+    g = next(x for x in svc.batch_groups("alice") if x.kind == "person")
+    keep, out = g.face_ids[:-1], g.face_ids[-1:]
+    assert svc.accept_batch(keep, g.person_id, "alice", deselected=out) == len(keep)
+    assert (out[0], g.person_id) in svc.library.rejections()
+    assert not svc.library.label_rows(("auto",), face_id=out[0])
+    assert set(keep) <= svc.library.labelled_face_ids()
+    act = svc.undo("alice")
+    assert act["kind"] == "batch"
+    assert not set(keep) & svc.library.labelled_face_ids()
+    assert (out[0], g.person_id) not in svc.library.rejections()
+    assert svc.library.label_rows(("auto",), face_id=out[0])  # auto-label of this round restored
+
+
+def test_faces_leased_by_someone_else_are_left_out():
+    svc, _ = synthetic_service(None, human_per_person=1)
+    svc.run_round("admin")
+    busy = svc.next_face("bob")
+    for g in svc.batch_groups("alice"):
+        assert busy not in g.face_ids

@@ -1,0 +1,37 @@
+"""Top-5 suggestions: FAISS neighbours before a classifier, classifier scores after; rejections respected."""
+from apphelpers import synthetic_service
+
+
+def test_neighbour_suggestions_before_any_round():
+    svc, truth = synthetic_service(None, human_per_person=1)
+    f = svc.next_face("alice")
+    s = svc.suggestions(f)
+    assert 1 <= len(s) <= 5
+    assert s[0].source == "neighbours" and s[0].name == truth[f]
+    assert s[0].thumb_face_id is not None and s[0].score > s[-1].score
+
+
+def test_classifier_suggestions_after_a_round_are_top5():
+    svc, truth = synthetic_service(None, n_people=7, per_person=4, human_per_person=1)
+    svc.run_round("admin")
+    f = svc.next_face("alice")
+    s = svc.suggestions(f)
+    assert len(s) == 5 and s[0].source == "classifier" and s[0].name == truth[f]
+    assert [x.score for x in s] == sorted((x.score for x in s), reverse=True)
+    assert all(x.thumb_face_id is not None for x in s)
+
+
+def test_a_rejected_person_is_never_suggested_for_that_face():
+    svc, truth = synthetic_service(None, human_per_person=1)
+    svc.run_round("admin")
+    a = svc.library.label_rows(("auto",))[0]
+    svc.reject_auto(a["face_id"], a["person_id"], "alice")
+    assert a["person_id"] not in {s.person_id for s in svc.suggestions(a["face_id"])}
+    svc.run_round("admin")
+    assert a["person_id"] not in {s.person_id for s in svc.suggestions(a["face_id"])}
+
+
+def test_face_without_embedding_has_no_suggestions():
+    svc, _ = synthetic_service(None, human_per_person=1)
+    svc.library.set_setting("backbone", "other")
+    assert svc.suggestions(svc.library.face_ids()[0]) == []
