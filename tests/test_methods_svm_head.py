@@ -13,8 +13,10 @@ from tests.methods_helpers import real_crops
 def test_squared_hinge_loss_values():
     s = torch.tensor([[2.0, -1.0, 0.5], [0.0, 0.0, 0.0]])
     loss = squared_hinge_loss(s, torch.tensor([0, 2]))
-    # row 0: true class margin ok, -1 ok, 0.5 -> (1 + 0.5)^2; row 1: three terms of 1
-    assert loss.tolist() == pytest.approx([2.25, 3.0])
+    # row 0 (true 2.0): margins 3.0 and 1.5 are met -> 0; row 1 (all equal): mean of two terms (1 - 0)^2
+    assert loss.tolist() == pytest.approx([0.0, 1.0])
+    # Shifting every score by the same amount changes nothing: no reward for collapse.
+    assert squared_hinge_loss(s - 5.0, torch.tensor([0, 2])).tolist() == pytest.approx([0.0, 1.0])
 
 
 def test_default_loss_is_softmax_and_bad_losses_are_refused():

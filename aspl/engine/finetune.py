@@ -27,13 +27,23 @@ log = logging.getLogger(__name__)
 FINETUNE_LOSSES = ("softmax", "svm")
 
 
-def squared_hinge_loss(scores: "torch.Tensor", target: "torch.Tensor") -> "torch.Tensor":
-    """Per-row one-vs-rest L2-SVM loss: ``sum_k max(0, 1 - t_k s_k)^2`` with ``t`` +1 for the true class, else -1."""
+def squared_hinge_loss(scores: "torch.Tensor", target: "torch.Tensor", margin: float = 1.0) -> "torch.Tensor":
+    """Per-row multiclass L2-SVM loss (Weston-Watkins, squared), averaged over the other classes:
+    ``mean_{k != y} max(0, m - (s_y - s_k))^2``.
+
+    The relative form matters here: with the one-vs-rest form ``max(0, 1 - t_k s_k)^2`` on
+    bounded cosine scores, the K-1 negative terms are cheapest to satisfy by pointing
+    every embedding away from all classes at once, and fine-tuning collapsed the
+    embeddings onto one direction (measured: mean pairwise cosine 1.000, SVM accuracy
+    halved). Margins between the true score and each other score cannot be met that way.
+    """
     import torch
 
-    t = -torch.ones_like(scores)
-    t.scatter_(1, target.view(-1, 1), 1.0)
-    return torch.clamp(1 - t * scores, min=0).pow(2).sum(1)
+    true = scores.gather(1, target.view(-1, 1))
+    viol = torch.clamp(margin - (true - scores), min=0).pow(2)
+    mask = torch.ones_like(scores)
+    mask.scatter_(1, target.view(-1, 1), 0.0)
+    return (viol * mask).sum(1) / max(scores.shape[1] - 1, 1)
 
 
 @dataclass(frozen=True)
@@ -150,6 +160,7 @@ def finetune_embedder(embedder: Any, crops: Sequence[np.ndarray], labels: np.nda
                     continue
                 emb = embedder(x[b].to(embedder.device))
                 if s.loss == "svm":
+                    # A plain linear SVM layer (W unconstrained, kept small by weight decay).
                     ce = squared_hinge_loss(F.linear(emb, new_head.weight), target[b].to(embedder.device))
                 else:
                     logits = s.logit_scale * F.linear(emb, F.normalize(new_head.weight, dim=1))
