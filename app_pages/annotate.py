@@ -47,6 +47,32 @@ def _undo_button(key: str = "kb_u") -> None:
               help=("Undo: " + svc.describe(last)) if last else "Nothing to undo")
 
 
+# ------------------------------------------------------------ explain
+def _explain(face_id: int) -> None:
+    """LinearScope heatmap of what drives the suggested identity (on demand: it re-embeds a few faces)."""
+    with st.expander("Why this suggestion? (LinearScope)"):
+        backbone = svc.backbone
+        if not common.is_torch_backbone(backbone):
+            st.caption(f"LinearScope explains torch ReLU networks; this library embeds with {backbone}. "
+                       "Swap to a torch backbone in Admin, or run `python -m aspl explain FACE_ID --backbone NAME "
+                       "--weights W.pt` with a pretrained one.")
+            return
+        if not st.button("Explain this face", key=f"explain_{face_id}"):
+            return
+        from aspl.methods.explain import explain_face
+        from models.linearscope import overlay
+
+        try:
+            with st.spinner("Computing the linear interpreter…"):
+                ex = explain_face(svc.library, face_id, backbone=backbone, embedder=common.get_embedder(backbone))
+        except ValueError as e:
+            st.warning(str(e))
+            return
+        who_ = ex.person_name or "its own embedding"
+        st.image(overlay(ex.crop, ex.heatmap), width=220,
+                 caption=f"red supports {who_} (similarity {ex.similarity:.2f}), blue opposes")
+
+
 # ------------------------------------------------------------ one face
 def one_face() -> None:
     face_id = svc.next_face(who)
@@ -76,6 +102,7 @@ def one_face() -> None:
         if view.auto:
             st.caption(f"auto-label: {view.auto['name']} (confidence {view.auto['confidence']:.2f}, "
                        f"round {view.auto['round']})")
+        _explain(face_id)
     with right:
         st.markdown("#### Who is this?")
         if not sugg:

@@ -38,6 +38,16 @@ def get_embedder(name: str) -> Any:
     return create_backbone(name)
 
 
+def is_torch_backbone(name: str) -> bool:
+    """Whether ``name`` is a torch network (LinearScope can explain it); dlib-resnet is not."""
+    from models import UnknownBackboneError, backbone_info
+
+    try:
+        return backbone_info(name).family != "dlib"
+    except UnknownBackboneError:
+        return False
+
+
 @st.cache_resource(show_spinner="Opening the library…")
 def get_library(path: str) -> Library:
     return Library(path)

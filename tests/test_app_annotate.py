@@ -97,3 +97,21 @@ def test_batch_mode_accepts_a_group(at):
 def test_empty_library_points_to_import(tmp_path, monkeypatch):
     at = app_test(monkeypatch, tmp_path / "empty")
     assert not at.exception and "import photos on the Import page" in texts(at)
+
+
+def test_explain_is_offered_only_for_torch_backbones(at):
+    # The synthetic library's vectors come from no registered network: nothing to explain.
+    assert "LinearScope explains torch ReLU networks" in texts(at)
+    assert not [b for b in at.button if b.key and b.key.startswith("explain_")]
+
+
+def test_explain_draws_a_linearscope_heatmap(tmp_path, monkeypatch):
+    lib, _ = build_synthetic(tmp_path / "lib", human_per_person=2)
+    lib.set_setting("backbone", "simplenet-v1-050")
+    lib.close()
+    at = app_test(monkeypatch, tmp_path / "lib")
+    f = shown(at)
+    at.button(key=f"explain_{f}").click().run()
+    assert not at.exception
+    captions = [img.proto.imgs[0].caption for img in at.image]
+    assert any(c.startswith("red supports") for c in captions), captions
