@@ -457,6 +457,18 @@ class CEALEngine(Engine):
         return RoundResult(self.round_ - 1, model, queries, pl.copy(), pw.copy(), y, w, src)
 
 
+def _human_only_round(engine: "Engine", X: np.ndarray, labels: np.ndarray, queries: np.ndarray) -> RoundResult:
+    """A round of a baseline that trains on human labels only and makes no pseudo-labels."""
+    n = X.shape[0]
+    human = labels >= 0
+    y = np.where(human, labels, UNLABELLED)
+    w = human.astype(np.float64)
+    model = engine._fit(X, y, w)
+    engine.round_ += 1
+    none = np.full(n, UNLABELLED, dtype=np.int64)
+    return RoundResult(engine.round_ - 1, model, queries, none, np.zeros(n), y, w, human.astype(np.int8))
+
+
 class RandomEngine(Engine):
     """AL_RAND: human labels only; the annotator labels ``query_size`` random faces per round."""
 
@@ -464,17 +476,9 @@ class RandomEngine(Engine):
 
     def step(self, X: np.ndarray, labels: np.ndarray) -> RoundResult:
         X, labels = self._check(X, labels)
-        n = X.shape[0]
-        human = labels >= 0
-        y = np.where(human, labels, UNLABELLED)
-        w = human.astype(np.float64)
-        model = self._fit(X, y, w)
-        cand = np.flatnonzero(~human)
+        cand = np.flatnonzero(labels < 0)
         k = min(self.settings.query_size, cand.size)
-        queries = self.rng_.choice(cand, size=k, replace=False) if k else _empty()
-        self.round_ += 1
-        none = np.full(n, UNLABELLED, dtype=np.int64)
-        return RoundResult(self.round_ - 1, model, queries, none, np.zeros(n), y, w, human.astype(np.int8))
+        return _human_only_round(self, X, labels, self.rng_.choice(cand, size=k, replace=False) if k else _empty())
 
 
 class AllEngine(Engine):
@@ -484,15 +488,7 @@ class AllEngine(Engine):
 
     def step(self, X: np.ndarray, labels: np.ndarray) -> RoundResult:
         X, labels = self._check(X, labels)
-        n = X.shape[0]
-        human = labels >= 0
-        y = np.where(human, labels, UNLABELLED)
-        w = human.astype(np.float64)
-        model = self._fit(X, y, w)
-        self.round_ += 1
-        none = np.full(n, UNLABELLED, dtype=np.int64)
-        return RoundResult(self.round_ - 1, model, np.flatnonzero(~human), none, np.zeros(n), y, w,
-                           human.astype(np.int8))
+        return _human_only_round(self, X, labels, np.flatnonzero(labels < 0))
 
 
 #: Method names accepted by :func:`make_engine` and the simulation.
