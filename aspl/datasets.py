@@ -9,6 +9,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -55,12 +56,36 @@ def labelled_photos(folder: str | Path, max_per_person: int | None = None,
     return out
 
 
+def iter_prominent_faces(items: Sequence[tuple[str, Path]], detector, batch_size: int = 16,
+                         progress: bool = False, desc: str = "detecting") -> Iterator[tuple[str, Path, Any]]:
+    """``(person, path, face)`` for the most prominent face of each photo, in order.
+
+    Unreadable photos and photos without a face are logged and skipped.
+    """
+    from models.detection import most_prominent
+
+    for i in tqdm(range(0, len(items), batch_size), desc=desc, unit="batch", disable=not progress):
+        keep, imgs = [], []
+        for name, p in items[i:i + batch_size]:
+            try:
+                imgs.append(load_image(p))
+                keep.append((name, p))
+            except BadImageError as e:
+                log.warning("skipping %s", e)
+        for (name, p), img, faces in zip(keep, imgs, detector.detect(imgs)):
+            j = most_prominent(faces, img.size)
+            if j is None:
+                log.info("no face in %s", p)
+                continue
+            yield name, p, faces[j]
+
+
 def folder_embeddings(folder: str | Path, backbone: str = "dlib-resnet", cache_dir: str | Path | None = None,
                       max_per_person: int | None = None, people: int | None = None,
                       batch_size: int = 32, progress: bool = True, embedder=None, detector=None) -> FolderEmbeddings:
     """Embed the most prominent face of every photo in a labelled folder (cached)."""
     from models import create_backbone
-    from models.detection import FaceDetector, most_prominent
+    from models.detection import FaceDetector
 
     items = labelled_photos(folder, max_per_person, people)
     key = hashlib.sha256("\n".join(f"{n}/{p.name}:{p.stat().st_size}" for n, p in items).encode()).hexdigest()[:16]
@@ -70,28 +95,11 @@ def folder_embeddings(folder: str | Path, backbone: str = "dlib-resnet", cache_d
         return FolderEmbeddings(z["X"], list(z["labels"]), list(z["paths"]), backbone)
     detector = detector or FaceDetector()
     embedder = embedder or create_backbone(backbone)
-    X, labels, paths = [], [], []
-    for i in tqdm(range(0, len(items), batch_size), desc=f"embedding ({backbone})", unit="batch", disable=not progress):
-        chunk = items[i:i + batch_size]
-        imgs, keep = [], []
-        for name, p in chunk:
-            try:
-                imgs.append(load_image(p))
-                keep.append((name, p))
-            except BadImageError as e:
-                log.warning("skipping %s", e)
-        crops = []
-        for (name, p), img, faces in zip(keep, imgs, detector.detect(imgs)):
-            j = most_prominent(faces, img.size)
-            if j is None:
-                log.info("no face in %s", p)
-                continue
-            crops.append(faces[j].crop)
-            labels.append(name)
-            paths.append(str(p))
-        if crops:
-            X.append(embedder.embed(crops))
-    Xa = np.concatenate(X).astype(np.float32) if X else np.zeros((0, embedder.info.embedding_dim), np.float32)
+    found = list(iter_prominent_faces(items, detector, batch_size, progress, desc=f"detecting ({backbone})"))
+    labels = [name for name, _, _ in found]
+    paths = [str(p) for _, p, _ in found]
+    Xa = (embedder.embed([f.crop for _, _, f in found], batch_size=batch_size).astype(np.float32) if found
+          else np.zeros((0, embedder.info.embedding_dim), np.float32))
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp.npz")

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 # Run as `python bench/methods_*.py` from anywhere: the repository root is importable.

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
 from torch import nn
 
 __all__ = ["FactorisedConv2d", "compress_network", "create_compressed", "count_params"]

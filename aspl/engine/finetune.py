@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:  # torch is imported lazily: the engine works without it for frozen backbones
+    import torch
 
 __all__ = ["FINETUNE_LOSSES", "squared_hinge_loss", "FineTuneSettings", "FineTuneResult", "is_trainable", "finetune_embedder"]
 

@@ -2,19 +2,15 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..datasets import labelled_photos
-from ..imageio import BadImageError, load_image
+from ..datasets import iter_prominent_faces, labelled_photos
 
 __all__ = ["FaceCrops", "folder_crops", "library_crops", "DEFAULT_CACHE"]
-
-log = logging.getLogger(__name__)
 
 #: Crop cache next to the repository (gitignored).
 DEFAULT_CACHE = Path(__file__).resolve().parents[2] / ".cache" / "crops"
@@ -46,7 +42,7 @@ def folder_crops(folder: str | Path, people: int | None = None, max_per_person: 
 
     ``people`` keeps the first people (sorted) that have at least ``min_per_person`` photos.
     """
-    from models.detection import FaceDetector, most_prominent
+    from models.detection import FaceDetector
 
     root = Path(folder)
     items = labelled_photos(root, None, None)
@@ -63,23 +59,10 @@ def folder_crops(folder: str | Path, people: int | None = None, max_per_person: 
         z = np.load(cache, allow_pickle=False)
         return FaceCrops(z["crops"], list(z["labels"]), list(z["paths"]))
     detector = detector or FaceDetector()
-    crops, labels, paths = [], [], []
-    for i in range(0, len(items), batch_size):
-        chunk, imgs = [], []
-        for n, p in items[i:i + batch_size]:
-            try:
-                imgs.append(load_image(p))
-                chunk.append((n, p))
-            except BadImageError as e:
-                log.warning("skipping %s", e)
-        for (n, p), img, faces in zip(chunk, imgs, detector.detect(imgs)):
-            j = most_prominent(faces, img.size)
-            if j is None:
-                log.info("no face in %s", p)
-                continue
-            crops.append(faces[j].crop)
-            labels.append(n)
-            paths.append(str(p))
+    found = list(iter_prominent_faces(items, detector, batch_size))
+    crops = [f.crop for _, _, f in found]
+    labels = [n for n, _, _ in found]
+    paths = [str(p) for _, p, _ in found]
     arr = np.stack(crops) if crops else np.zeros((0, 160, 160, 3), np.uint8)
     out = FaceCrops(arr, labels, paths)
     if cache is not None:
