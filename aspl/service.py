@@ -822,11 +822,16 @@ class Service:
                 return r
         raise NotFoundError(f"face {face_id} has no live auto-label for person {person_id} (a new round replaced it?)")
 
-    def accept_auto(self, face_id: int, person_id: int, annotator: str, sample: str = "random") -> int:
-        """The auto-label is right: it becomes a human label; counted for the precision estimate."""
+    def _check_review(self, annotator: str, sample: str) -> str:
+        """The cleaned annotator name; an unknown review sample is a ValueError naming the valid ones."""
         annotator = self._check_annotator(annotator)
         if sample not in REVIEW_SAMPLES:
             raise ValueError(f"unknown review sample {sample!r}; valid choices: {', '.join(REVIEW_SAMPLES)}")
+        return annotator
+
+    def accept_auto(self, face_id: int, person_id: int, annotator: str, sample: str = "random") -> int:
+        """The auto-label is right: it becomes a human label; counted for the precision estimate."""
+        annotator = self._check_review(annotator, sample)
         with self._lock, self.library.transaction():
             lib = self.library
             auto = self._live_auto(lib, face_id, person_id)
@@ -838,9 +843,7 @@ class Service:
 
     def reject_auto(self, face_id: int, person_id: int, annotator: str, sample: str = "random") -> None:
         """The auto-label is wrong: revoked, and the face is never auto-labelled or suggested as that person."""
-        annotator = self._check_annotator(annotator)
-        if sample not in REVIEW_SAMPLES:
-            raise ValueError(f"unknown review sample {sample!r}; valid choices: {', '.join(REVIEW_SAMPLES)}")
+        annotator = self._check_review(annotator, sample)
         with self._lock, self.library.transaction():
             lib = self.library
             auto = self._live_auto(lib, face_id, person_id)

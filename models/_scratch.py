@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -158,3 +158,30 @@ class ConvNormAct(nn.Sequential):
         if act is not None:
             layers.append(act())
         super().__init__(*layers)
+
+
+class FourStageNet(nn.Module):
+    """The trunk shared by the ConvNeXt-style families (HorNet, SpaRTAN, UniRepLKNet).
+
+    Subclasses build ``downsample_layers`` (stem + 3 downsamplers) and call
+    :meth:`_build_stages`; ``forward`` runs each downsampler then its stage, mean-pools,
+    applies LayerNorm and the linear embedding head.
+    """
+
+    def _build_stages(self, dims: Sequence[int], depths: Sequence[int], drop_path_rate: float,
+                      block: Callable[[int, float], nn.Module], embedding_dim: int, norm_eps: float = 1e-6) -> None:
+        """``block(stage, drop_path)`` makes one block; drop-path grows linearly over all blocks."""
+        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.stages = nn.ModuleList()
+        k = 0
+        for i, depth in enumerate(depths):
+            self.stages.append(nn.Sequential(*[block(i, rates[k + j]) for j in range(depth)]))
+            k += depth
+        self.norm = nn.LayerNorm(dims[-1], eps=norm_eps)
+        self.head = nn.Linear(dims[-1], embedding_dim)
+        self.embedding_dim = embedding_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for down, stage in zip(self.downsample_layers, self.stages):
+            x = stage(down(x))
+        return self.head(self.norm(x.mean((2, 3))))

@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ._scratch import DropPath, LayerNorm2d, build_embedder
+from ._scratch import FourStageNet, DropPath, LayerNorm2d, build_embedder
 from .registry import register_backbone
 from .torch_base import TorchEmbedder
 
@@ -71,7 +71,7 @@ class HorBlock(nn.Module):
         return x + self.drop_path(y.permute(0, 3, 1, 2))
 
 
-class HorNet(nn.Module):
+class HorNet(FourStageNet):
     """4-stage HorNet (stride-4 stem, 2x2 stride-2 downsampling), mean pool, LN, linear embedding."""
 
     def __init__(self, base_dim: int = 32, depths: Sequence[int] = (2, 2, 6, 2), orders: Sequence[int] = (2, 3, 4, 5),
@@ -84,22 +84,9 @@ class HorNet(nn.Module):
         for i in range(3):
             self.downsample_layers.append(nn.Sequential(LayerNorm2d(dims[i], eps=1e-6),
                                                         nn.Conv2d(dims[i], dims[i + 1], 2, 2)))
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
-        self.stages = nn.ModuleList()
-        k = 0
-        for i in range(4):
-            self.stages.append(nn.Sequential(*[
-                HorBlock(dims[i], orders[i], kernel_size, mlp_ratio, rates[k + j], layer_scale)
-                for j in range(depths[i])]))
-            k += depths[i]
-        self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
-        self.head = nn.Linear(dims[-1], embedding_dim)
-        self.embedding_dim = embedding_dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for down, stage in zip(self.downsample_layers, self.stages):
-            x = stage(down(x))
-        return self.head(self.norm(x.mean((2, 3))))
+        self._build_stages(dims, depths, drop_path_rate,
+                           lambda i, dp: HorBlock(dims[i], orders[i], kernel_size, mlp_ratio, dp, layer_scale),
+                           embedding_dim)
 
 
 _META = dict(

@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ._scratch import DropPath, SqueezeExcite, build_embedder
+from ._scratch import FourStageNet, DropPath, SqueezeExcite, build_embedder
 from .registry import register_backbone
 from .torch_base import TorchEmbedder
 
@@ -89,7 +89,7 @@ class SpaRTANBlock(nn.Module):
         return x + self.drop_path(self.g2 * self.channel(self.norm2(x)))
 
 
-class SpaRTAN(nn.Module):
+class SpaRTAN(FourStageNet):
     """4-stage SpaRTAN: two stride-2 3x3 stem convs, stride-2 3x3 downsampling, mean pool, linear embedding."""
 
     def __init__(self, dims: Sequence[int] = (40, 80, 128, 224), depths: Sequence[int] = (3, 3, 8, 2),
@@ -102,21 +102,9 @@ class SpaRTAN(nn.Module):
         for i in range(3):
             self.downsample_layers.append(nn.Sequential(nn.Conv2d(dims[i], dims[i + 1], 3, 2, 1, bias=False),
                                                         nn.BatchNorm2d(dims[i + 1])))
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
-        self.stages = nn.ModuleList()
-        k = 0
-        for i in range(4):
-            self.stages.append(nn.Sequential(*[SpaRTANBlock(dims[i], dilations[i], mlp_ratio, rates[k + j], layer_scale)
-                                               for j in range(depths[i])]))
-            k += depths[i]
-        self.norm = nn.LayerNorm(dims[-1])
-        self.head = nn.Linear(dims[-1], embedding_dim)
-        self.embedding_dim = embedding_dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for down, stage in zip(self.downsample_layers, self.stages):
-            x = stage(down(x))
-        return self.head(self.norm(x.mean((2, 3))))
+        self._build_stages(dims, depths, drop_path_rate,
+                           lambda i, dp: SpaRTANBlock(dims[i], dilations[i], mlp_ratio, dp, layer_scale),
+                           embedding_dim, norm_eps=1e-5)
 
 
 _META = dict(

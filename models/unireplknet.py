@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._scratch import DropPath, LayerNorm2d, build_embedder
+from ._scratch import FourStageNet, DropPath, LayerNorm2d, build_embedder
 from .registry import register_backbone
 from .torch_base import TorchEmbedder
 
@@ -187,7 +187,7 @@ class UniRepLKNetBlock(nn.Module):
         self.merged = True
 
 
-class UniRepLKNet(nn.Module):
+class UniRepLKNet(FourStageNet):
     """4-stage UniRepLKNet, global mean pool, LayerNorm, linear embedding."""
 
     def __init__(self, dims: Sequence[int] = (40, 80, 160, 320), depths: Sequence[int] = (2, 2, 6, 2),
@@ -200,21 +200,9 @@ class UniRepLKNet(nn.Module):
         for i in range(3):
             self.downsample_layers.append(nn.Sequential(nn.Conv2d(dims[i], dims[i + 1], 3, 2, 1),
                                                         LayerNorm2d(dims[i + 1], eps=1e-6)))
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
-        self.stages = nn.ModuleList()
-        k = 0
-        for i in range(4):
-            self.stages.append(nn.Sequential(*[UniRepLKNetBlock(dims[i], kernel_sizes[i], rates[k + j], layer_scale)
-                                               for j in range(depths[i])]))
-            k += depths[i]
-        self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
-        self.head = nn.Linear(dims[-1], embedding_dim)
-        self.embedding_dim = embedding_dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for down, stage in zip(self.downsample_layers, self.stages):
-            x = stage(down(x))
-        return self.head(self.norm(x.mean((2, 3))))
+        self._build_stages(dims, depths, drop_path_rate,
+                           lambda i, dp: UniRepLKNetBlock(dims[i], kernel_sizes[i], dp, layer_scale),
+                           embedding_dim)
 
     def reparameterize(self) -> "UniRepLKNet":
         """Merge every block into its inference form (call in eval mode; training afterwards is not supported)."""
