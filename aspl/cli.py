@@ -99,7 +99,7 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .engine.cli import add_simulate_parser
+    from .simulate_cli import add_simulate_parser
 
     p = argparse.ArgumentParser(prog="python -m aspl", description="Active self-paced face labelling.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")

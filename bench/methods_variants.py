@@ -16,7 +16,7 @@ import torch
 from methods_common import CENTRING_NOTE, HEADER, Timer, efficiency, fmt_row, setup, write
 
 from aspl.engine.classifier import OneVsAllSVM
-from aspl.engine.finetune import FineTuneSettings, finetune_embedder
+from aspl.finetune import FineTuneSettings, finetune_embedder
 from aspl.engine.preprocess import center_embeddings, mean_pairwise_cosine
 from aspl.methods.guidance import GuidanceSettings, guide_target
 from models import create_backbone

@@ -4,7 +4,7 @@ import argparse
 import numpy as np
 import pytest
 
-from aspl.engine import cli
+from aspl import simulate_cli as cli
 from aspl.engine.engines import METHOD_NAMES
 from aspl.engine.simulate import COLUMNS
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from aspl.engine.finetune import FineTuneSettings, finetune_embedder, squared_hinge_loss
+from aspl.finetune import FineTuneSettings, finetune_embedder, squared_hinge_loss
 from models import backbone_info, create_backbone
 from tests.methods_helpers import real_crops
 

@@ -8,15 +8,15 @@ storage. Modules:
 * :mod:`~aspl.engine.measures`: scores -> numbers (hinge loss, best score,
   margin, entropy, least confidence, self-paced easiness).
 * :mod:`~aspl.engine.selection`: numbers -> rows (queries, self-paced step,
-  CEAL thresholds, FAISS seeding of new people).
+  CEAL thresholds, exact neighbour seeding of new people).
 * :mod:`~aspl.engine.pace`: the per-person pace lambda.
 * :mod:`~aspl.engine.preprocess`: embedding centring before classification.
 * :mod:`~aspl.engine.recert`: re-certification of human labels, Wilson intervals.
-* :mod:`~aspl.engine.finetune`: fine-tuning a trainable torch backbone.
+* :mod:`~aspl.engine.loop`: :class:`ActiveLoop`, the one loop the app and the simulation drive
+  (faces keyed by id, centring, fine-tuning schedule, state as plain data).
 * :mod:`~aspl.engine.engines`: ASPL, SPL, CEAL, AL_RAND, AL_ALL behind one ``step``.
 * :mod:`~aspl.engine.simulate`: the paper's protocol with an oracle annotator
   (not imported here; ``from aspl.engine.simulate import simulate``).
-* :mod:`~aspl.engine.cli`: the ``simulate`` sub-command.
 """
 from .classifier import DEFAULT_C, OneVsAllSVM
 from .engines import (
@@ -39,7 +39,7 @@ from .engines import (
     SPLEngine,
     make_engine,
 )
-from .finetune import FineTuneResult, FineTuneSettings, finetune_embedder, is_trainable
+from .loop import ActiveLoop, LoopRound, StateError
 from .measures import (
     best_score,
     entropy,
@@ -66,6 +66,8 @@ from .selection import (
     ceal_pseudo_labels,
     ceal_threshold,
     mean_distance,
+    mean_distances,
+    nearest_rows,
     seed_new_person,
     select_highest,
     select_lowest,
@@ -78,13 +80,13 @@ __all__ = [
     "METHODS", "METHOD_NAMES", "VARIANTS", "SOURCE_NONE", "SOURCE_HUMAN", "SOURCE_PSEUDO", "SOURCE_SEED",
     "Engine", "EngineSettings", "ASPLEngine", "ASPLSettings", "SPLEngine", "CEALEngine",
     "CEALSettings", "RandomEngine", "AllEngine", "RoundResult", "make_engine",
-    "FineTuneResult", "FineTuneSettings", "finetune_embedder", "is_trainable",
+    "ActiveLoop", "LoopRound", "StateError",
     "best_score", "entropy", "hinge_loss", "least_confidence", "margin", "score_margin", "self_paced_easiness",
     "softmax",
     "Pace",
     "center_embeddings", "mean_pairwise_cosine",
     "PrecisionEstimate", "Recertifier", "estimate_precision", "sample_for_verification", "uniquely_predicted",
     "wilson_interval",
-    "UNLABELLED", "SelfPacedSelection", "ceal_pseudo_labels", "ceal_threshold", "mean_distance", "seed_new_person",
+    "UNLABELLED", "SelfPacedSelection", "ceal_pseudo_labels", "ceal_threshold", "mean_distance", "mean_distances", "nearest_rows", "seed_new_person",
     "select_highest", "select_lowest", "select_random", "self_paced_labels",
 ]

@@ -30,8 +30,8 @@ from .selection import (
     UNLABELLED,
     ceal_pseudo_labels,
     ceal_threshold,
-    mean_distance,
-    seed_new_person,
+    mean_distances,
+    nearest_rows,
     select_highest,
     select_lowest,
     self_paced_labels,
@@ -150,8 +150,31 @@ class CEALSettings(EngineSettings):
                              f"{self.delta0!r}, {self.decay_rate!r}, {self.temperature!r}")
 
 
+#: Version of :meth:`Engine.state_dict`'s layout.
+STATE_VERSION = 1
+
+
 def _empty() -> np.ndarray:
     return np.zeros(0, dtype=np.int64)
+
+
+def _take(a: np.ndarray, src: np.ndarray, fill: Any) -> np.ndarray:
+    """``a[src]`` with ``fill`` where ``src`` is -1 or past the end of ``a``."""
+    out = np.full(src.shape[0], fill, dtype=a.dtype)
+    ok = (src >= 0) & (src < a.shape[0])
+    out[ok] = a[src[ok]]
+    return out
+
+
+def _jsonable(obj: Any) -> Any:
+    """Nested dicts/lists of numpy scalars -> plain Python (for JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
 
 
 @dataclass
@@ -257,6 +280,54 @@ class Engine:
     def confirm(self, rows: np.ndarray) -> None:
         """The annotator confirmed flagged human labels (engines without re-certification ignore it)."""
 
+    def forbid(self, rows: np.ndarray, persons: np.ndarray) -> None:
+        """Face ``rows[i]`` is not person ``persons[i]``: drop such pseudo-labels from the next round's training."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        persons = np.asarray(persons, dtype=np.int64).reshape(-1)
+        ok = rows < self.pseudo_labels_.shape[0]
+        rows, persons = rows[ok], persons[ok]
+        hit = rows[self.pseudo_labels_[rows] == persons]
+        self.pseudo_labels_[hit] = UNLABELLED
+        self.pseudo_weights_[hit] = 0.0
+
+    # -- state as data -------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The engine's state as plain data: JSON-able scalars and numpy arrays indexed by row.
+
+        No objects, nothing that runs code when loaded (see :meth:`load_state_dict`).
+        """
+        return {"version": STATE_VERSION, "method": self.name, "settings": self.settings.as_dict(),
+                "round": int(self.round_), "rng": _jsonable(self.rng_.bit_generator.state),
+                "pseudo_labels": self.pseudo_labels_.astype(np.int64),
+                "pseudo_weights": self.pseudo_weights_.astype(np.float64)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> "Engine":
+        """Restore :meth:`state_dict` output (rows as they were then); returns ``self``.
+
+        A state of another method, version or settings is a ValueError naming the difference.
+        """
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"engine state version {state.get('version')!r} is not {STATE_VERSION}")
+        if state.get("method") != self.name:
+            raise ValueError(f"engine state is for method {state.get('method')!r}, not {self.name!r}")
+        if state.get("settings") != self.settings.as_dict():
+            raise ValueError("engine state was saved with other settings")
+        self.round_ = int(state["round"])
+        self.rng_.bit_generator.state = state["rng"]
+        self.pseudo_labels_ = np.asarray(state["pseudo_labels"], dtype=np.int64).copy()
+        self.pseudo_weights_ = np.asarray(state["pseudo_weights"], dtype=np.float64).copy()
+        return self
+
+    def remap_rows(self, src: np.ndarray) -> None:
+        """Re-index per-row state: new row ``i`` takes old row ``src[i]`` (``-1``: a face new to the engine).
+
+        Rows may be dropped, appended or reordered this way (faces keyed by id in
+        :class:`~aspl.engine.loop.ActiveLoop`).
+        """
+        src = np.asarray(src, dtype=np.int64).reshape(-1)
+        self.pseudo_labels_ = _take(self.pseudo_labels_, src, UNLABELLED)
+        self.pseudo_weights_ = _take(self.pseudo_weights_, src, 0.0)
+
 
 class ASPLEngine(Engine):
     """Active Self-Paced Learning (Lin et al., TPAMI 2017).
@@ -273,6 +344,9 @@ class ASPLEngine(Engine):
 
     name = "aspl"
     settings_class = ASPLSettings
+    #: Neighbour search ``(Q, C, k) -> (indices, distances)`` used to seed new people (exact numpy by
+    #: default; assign a FAISS-backed function of the same signature on an instance to swap it).
+    neighbours = staticmethod(nearest_rows)
 
     def __init__(self, settings: ASPLSettings | None = None, **overrides: Any):
         super().__init__(settings, **overrides)
@@ -287,6 +361,71 @@ class ASPLEngine(Engine):
 
     def confirm(self, rows: np.ndarray) -> None:
         self.recert_.confirm(np.asarray(rows).reshape(-1).tolist())
+
+    def forbid(self, rows: np.ndarray, persons: np.ndarray) -> None:
+        super().forbid(rows, persons)
+        for r, p in zip(np.asarray(rows).reshape(-1).tolist(), np.asarray(persons).reshape(-1).tolist()):
+            if r in self.seeds_ and self.seeds_[r][0] == p:
+                del self.seeds_[r]
+
+    def _n_rows(self) -> int:
+        return self.pseudo_labels_.shape[0]
+
+    def state_dict(self) -> dict[str, Any]:
+        n = self._n_rows()
+        seed_p = np.full(n, UNLABELLED, dtype=np.int64)
+        seed_w = np.zeros(n)
+        for r, (p, w) in self.seeds_.items():
+            if r < n:
+                seed_p[r], seed_w[r] = p, w
+        rc = self.recert_
+        failures = np.zeros(n, dtype=np.int64)
+        for r, c in rc.failures.items():
+            if r < n:
+                failures[r] = c
+        persons = np.array(sorted(self.lambdas_), dtype=np.int64)
+        return {**super().state_dict(),
+                "lambda_persons": persons,
+                "lambda_values": np.array([self.lambdas_[int(p)] for p in persons], dtype=np.float64),
+                "known": np.array(sorted(self.known_), dtype=np.int64),
+                "seed_person": seed_p, "seed_weight": seed_w,
+                "has_unclear": self.unclear_ is not None,
+                "unclear": _take(self.unclear_, np.arange(n), True) if self.unclear_ is not None
+                else np.ones(n, dtype=bool),
+                "failures": failures,
+                "flagged": np.isin(np.arange(n), list(rc.flagged)),
+                "verified": np.isin(np.arange(n), list(rc.verified)),
+                "has_last_labels": self.last_labels_ is not None,
+                "last_labels": _take(self.last_labels_, np.arange(n), UNLABELLED) if self.last_labels_ is not None
+                else np.full(n, UNLABELLED, dtype=np.int64)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> "ASPLEngine":
+        super().load_state_dict(state)
+        self.lambdas_ = {int(p): float(v) for p, v in zip(state["lambda_persons"], state["lambda_values"])}
+        self.known_ = {int(p) for p in state["known"]}
+        self._load_rows(state)
+        return self
+
+    def _load_rows(self, state: dict[str, Any]) -> None:
+        seed_p = np.asarray(state["seed_person"], dtype=np.int64)
+        seed_w = np.asarray(state["seed_weight"], dtype=np.float64)
+        self.seeds_ = {int(r): (int(seed_p[r]), float(seed_w[r])) for r in np.flatnonzero(seed_p >= 0)}
+        self.unclear_ = np.asarray(state["unclear"], dtype=bool).copy() if state["has_unclear"] else None
+        failures = np.asarray(state["failures"], dtype=np.int64)
+        self.recert_ = Recertifier(self.settings.max_failures,
+                                   {int(r): int(failures[r]) for r in np.flatnonzero(failures > 0)},
+                                   set(np.flatnonzero(np.asarray(state["flagged"], dtype=bool)).tolist()),
+                                   set(np.flatnonzero(np.asarray(state["verified"], dtype=bool)).tolist()))
+        self.last_labels_ = (np.asarray(state["last_labels"], dtype=np.int64).copy()
+                             if state["has_last_labels"] else None)
+
+    def remap_rows(self, src: np.ndarray) -> None:
+        src = np.asarray(src, dtype=np.int64).reshape(-1)
+        st = self.state_dict()
+        super().remap_rows(src)
+        rows = {"seed_person": UNLABELLED, "seed_weight": 0.0, "unclear": True, "failures": 0,
+                "flagged": False, "verified": False, "last_labels": UNLABELLED}
+        self._load_rows({**st, **{k: _take(np.asarray(st[k]), src, fill) for k, fill in rows.items()}})
 
     def _track_changes(self, labels: np.ndarray) -> None:
         if self.last_labels_ is None:
@@ -318,25 +457,32 @@ class ASPLEngine(Engine):
         unclear &= ~human
         if self.seeds_:
             unclear[list(self.seeds_)] = False
-        for p in sorted(count):
-            if p not in new_people and count[p] >= s.min_labels:
-                continue
-            room = s.seed_max - sum(1 for q, _ in self.seeds_.values() if q == p)
-            cand = np.flatnonzero(unclear)
-            if room <= 0 or cand.size == 0:
-                continue
-            found: dict[int, float] = {}
-            for r in np.flatnonzero(active_human & (labels == p)):
-                radius = s.seed_radius * mean_distance(X[r], X)
-                idx, dist = seed_new_person(X[r], X[cand], radius, s.seed_max)
-                for i, d in zip(cand[idx].tolist(), dist.tolist()):
-                    found[i] = min(d, found.get(i, np.inf))
-            chosen = sorted(found, key=lambda i: (found[i], i))[:room]
-            for r in chosen:
-                self.seeds_[r] = (p, s.seed_weight)
-                unclear[r] = False
-            if chosen:
-                added[p] = np.array(sorted(chosen), dtype=np.int64)
+        need = [p for p in sorted(count) if p in new_people or count[p] < s.min_labels]
+        cand = np.flatnonzero(unclear)
+        if need and cand.size:
+            # One batched search for every face of every person that needs seeds.
+            q_rows = [np.flatnonzero(active_human & (labels == p)) for p in need]
+            Q = np.concatenate(q_rows)
+            radii = s.seed_radius * mean_distances(X[Q], X)
+            idx, dist = self.neighbours(X[Q], X[cand], 2 * s.seed_max)
+            start = 0
+            for p, rows in zip(need, q_rows):
+                block = slice(start, start + rows.size)
+                start += rows.size
+                room = s.seed_max - sum(1 for q, _ in self.seeds_.values() if q == p)
+                if room <= 0:
+                    continue
+                found: dict[int, float] = {}
+                for ii, dd, rad in zip(idx[block], dist[block], radii[block]):
+                    hits = [(i, d) for i, d in zip(cand[ii].tolist(), dd.tolist()) if d <= rad and unclear[i]]
+                    for i, d in hits[:s.seed_max]:
+                        found[i] = min(d, found.get(i, np.inf))
+                chosen = sorted(found, key=lambda i: (found[i], i))[:room]
+                for r in chosen:
+                    self.seeds_[r] = (p, s.seed_weight)
+                    unclear[r] = False
+                if chosen:
+                    added[p] = np.array(sorted(chosen), dtype=np.int64)
         self.known_ |= set(count)
         return added
 

@@ -7,8 +7,8 @@
   soft weights, unclear and ambiguous sets).
 * :func:`ceal_threshold` / :func:`ceal_pseudo_labels`: CEAL's high-confidence
   pseudo-labelling with a decaying entropy threshold.
-* :func:`seed_new_person`: FAISS neighbours of a newly named person's face in
-  the unclear set.
+* :func:`seed_new_person` / :func:`nearest_rows`: exact neighbours of a newly
+  named person's faces in the unclear set (numpy; a FAISS search can stand in).
 """
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ __all__ = [
     "ceal_threshold",
     "ceal_pseudo_labels",
     "mean_distance",
+    "mean_distances",
+    "nearest_rows",
     "seed_new_person",
 ]
 
@@ -131,34 +133,80 @@ def ceal_pseudo_labels(proba: np.ndarray, threshold: float) -> np.ndarray:
     return np.where(confident, p.argmax(axis=1), UNLABELLED).astype(np.int64)
 
 
-def mean_distance(x: np.ndarray, X: np.ndarray) -> float:
-    """Average Euclidean distance from vector ``x`` to the rows of ``X``."""
+#: Rows of ``X`` used to estimate a face's mean distance to all faces (exact below this size).
+MEAN_DISTANCE_SAMPLE = 4096
+
+
+def mean_distance(x: np.ndarray, X: np.ndarray, sample: int = MEAN_DISTANCE_SAMPLE) -> float:
+    """Average Euclidean distance from vector ``x`` to the rows of ``X`` (see :func:`mean_distances`)."""
+    return float(mean_distances(np.asarray(x, dtype=np.float32).reshape(1, -1), X, sample)[0])
+
+
+def mean_distances(Q: np.ndarray, X: np.ndarray, sample: int = MEAN_DISTANCE_SAMPLE) -> np.ndarray:
+    """Average Euclidean distance from each row of ``Q`` to the rows of ``X``.
+
+    Past ``sample`` rows, the average is taken over an evenly spaced subset of
+    ``sample`` rows of ``X`` (deterministic), so the cost does not grow with the library.
+    """
     X = np.asarray(X, dtype=np.float32)
-    if X.shape[0] == 0:
-        return 0.0
-    d2 = ((X - np.asarray(x, dtype=np.float32)[None, :]) ** 2).sum(axis=1)
-    return float(np.sqrt(np.maximum(d2, 0.0)).mean())
+    Q = np.asarray(Q, dtype=np.float32)
+    if X.shape[0] == 0 or Q.shape[0] == 0:
+        return np.zeros(Q.shape[0])
+    if X.shape[0] > sample:
+        X = X[np.linspace(0, X.shape[0] - 1, sample).astype(np.int64)]
+    out = np.empty(Q.shape[0])
+    for i in range(0, Q.shape[0], 256):
+        out[i:i + 256] = np.sqrt(_sq_dist(Q[i:i + 256], X)).mean(axis=1)
+    return out
+
+
+def _sq_dist(Q: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances ``(len(Q) x len(C))``, float64, clipped at 0."""
+    Q = np.asarray(Q, dtype=np.float64)
+    C = np.asarray(C, dtype=np.float64)
+    d2 = (Q * Q).sum(1)[:, None] + (C * C).sum(1)[None, :] - 2.0 * (Q @ C.T)
+    return np.maximum(d2, 0.0)
+
+
+def nearest_rows(Q: np.ndarray, C: np.ndarray, k: int, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Exact ``k`` nearest rows of ``C`` for every row of ``Q`` (Euclidean), nearest first.
+
+    Returns ``(indices, distances)``, both ``(len(Q) x min(k, len(C)))``. This is
+    the engine's neighbour search; any function with this signature (e.g. a
+    FAISS index from :mod:`storage`) can stand in for it.
+    """
+    Q = np.asarray(Q, dtype=np.float32)
+    C = np.asarray(C, dtype=np.float32)
+    if Q.ndim != 2 or C.ndim != 2:
+        raise ValueError(f"Q and C must be 2-D matrices, got shapes {Q.shape} and {C.shape}")
+    k = min(_check_k(k), C.shape[0])
+    idx = np.zeros((Q.shape[0], k), dtype=np.int64)
+    dist = np.zeros((Q.shape[0], k))
+    if k == 0:
+        return idx, dist
+    for i in range(0, Q.shape[0], chunk):
+        d2 = _sq_dist(Q[i:i + chunk], C)
+        part = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < C.shape[0] else np.tile(np.arange(C.shape[0]),
+                                                                                        (d2.shape[0], 1))
+        pd = np.take_along_axis(d2, part, axis=1)
+        order = np.lexsort((part, pd), axis=1)
+        idx[i:i + chunk] = np.take_along_axis(part, order, axis=1)
+        dist[i:i + chunk] = np.sqrt(np.take_along_axis(pd, order, axis=1))
+    return idx, dist
 
 
 def seed_new_person(x: np.ndarray, candidates: np.ndarray, radius: float, max_seeds: int = 5
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Up to ``max_seeds`` rows of ``candidates`` within Euclidean ``radius`` of ``x``, nearest first.
 
-    Returns ``(indices into candidates, distances)``. Uses an exact FAISS index
-    (``IndexFlatL2``) over the candidates, e.g. the unclear set.
+    Returns ``(indices into candidates, distances)`` (exact search, :func:`nearest_rows`).
     """
-    import faiss
-
-    C = np.ascontiguousarray(np.asarray(candidates, dtype=np.float32))
+    C = np.asarray(candidates, dtype=np.float32)
     if C.ndim != 2:
         raise ValueError(f"candidates must be a 2-D matrix, got shape {C.shape}")
     max_seeds = _check_k(max_seeds)
     if C.shape[0] == 0 or max_seeds == 0 or radius <= 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    index = faiss.IndexFlatL2(C.shape[1])
-    index.add(C)
-    q = np.ascontiguousarray(np.asarray(x, dtype=np.float32).reshape(1, -1))
-    d2, idx = index.search(q, min(max_seeds, C.shape[0]))
-    d = np.sqrt(np.maximum(d2[0], 0.0))
-    keep = (idx[0] >= 0) & (d <= radius)
-    return idx[0][keep].astype(np.int64), d[keep].astype(np.float64)
+    idx, d = nearest_rows(np.asarray(x, dtype=np.float32).reshape(1, -1), C, max_seeds)
+    keep = d[0] <= radius
+    return idx[0][keep].astype(np.int64), d[0][keep].astype(np.float64)

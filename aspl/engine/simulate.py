@@ -12,21 +12,23 @@ through queries.
 """
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .engines import METHOD_NAMES, SOURCE_PSEUDO, make_engine
-from .finetune import FineTuneSettings, finetune_embedder, is_trainable
-from .preprocess import center_embeddings
+from .engines import METHOD_NAMES, SOURCE_PSEUDO
+from .loop import ActiveLoop
+
+#: Fine-tunes the backbone on ``(rows, person ids, weights)`` (rows of the full ``X``) and returns new
+#: embeddings of every row of ``X``. The simulation asks its factory for a fresh one per method.
+Finetuner = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 __all__ = [
     "AUTO_QUERY_FRACTION", "COLUMNS", "SimulationConfig", "Split", "split_pool", "simulate", "summarize",
@@ -67,7 +69,6 @@ class SimulationConfig:
     label_noise: float = 0.0
     center: bool = False
     settings: dict[str, Any] = field(default_factory=lambda: {"min_labels": 1})
-    finetune: FineTuneSettings = field(default_factory=FineTuneSettings)
 
     def validate(self) -> None:
         bad = [m for m in self.methods if m not in METHOD_NAMES]
@@ -127,13 +128,15 @@ def _noisy(truth: np.ndarray, people: np.ndarray, rate: float, rng: np.random.Ge
 
 
 def simulate(X: np.ndarray, y: np.ndarray, config: SimulationConfig | None = None, *,
-             crops: Sequence[np.ndarray] | None = None, embedder: Any = None,
-             progress: bool = True) -> list[dict[str, Any]]:
+             finetuner: Callable[[], Finetuner] | None = None, progress: bool = True) -> list[dict[str, Any]]:
     """Run every method of ``config`` on embeddings ``X`` with true person ids ``y``; return result rows.
 
-    With a trainable torch ``embedder`` and its ``crops`` (aligned with ``X``)
-    and ``settings['finetune_every'] > 0``, ASPL fine-tunes a copy of the
-    backbone every F rounds and re-embeds all crops. Deterministic for ``config.seed``.
+    Each method is an :class:`~aspl.engine.loop.ActiveLoop` (the loop the app
+    runs) driven by an oracle: the pool's rows are its face ids, the annotator
+    answers its queries and reviews its flagged labels. With a ``finetuner``
+    factory and ``settings['finetune_every'] > 0``, the loop's fine-tuning
+    rounds call the finetuner on :meth:`~aspl.engine.loop.ActiveLoop.finetune_targets`
+    and continue on the new embeddings. Deterministic for ``config.seed``.
     """
     cfg = config or SimulationConfig()
     cfg.validate()
@@ -144,69 +147,51 @@ def simulate(X: np.ndarray, y: np.ndarray, config: SimulationConfig | None = Non
     _, y = np.unique(y, return_inverse=True)  # person ids 0..P-1
     y = y.astype(np.int64)
     split = split_pool(y, cfg.test_fraction, cfg.seed_labels, cfg.open_set, cfg.seed)
-    finetune = embedder is not None and crops is not None and cfg.settings.get("finetune_every", 0) > 0
-    if finetune and not is_trainable(embedder):
-        log.info("backbone is frozen: the simulation will not fine-tune")
-        finetune = False
-    if finetune and len(crops) != X.shape[0]:
-        raise ValueError(f"crops ({len(crops)}) must align with X ({X.shape[0]} rows)")
     people = np.unique(y)
     k = cfg.query_size if cfg.query_size is not None else max(1, int(round(AUTO_QUERY_FRACTION * split.pool.size)))
     ytr, yte = y[split.pool], y[split.test]
-
-    def prepare(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Pool and test rows of ``Z``, centred on the pool's mean when ``cfg.center``."""
-        if not cfg.center:
-            return Z[split.pool], Z[split.test]
-        mu = Z[split.pool].mean(0)
-        return center_embeddings(Z[split.pool], mu), center_embeddings(Z[split.test], mu)
+    ids = split.pool  # face ids = rows of X
 
     rows: list[dict[str, Any]] = []
     total = len(cfg.methods) * (cfg.rounds + 1)
     bar = tqdm(total=total, desc="simulate", unit="round", disable=not progress)
     for method in cfg.methods:
-        settings = {**cfg.settings, "query_size": k, "random_state": cfg.seed}
-        engine = make_engine(method, **settings)
+        loop = ActiveLoop(method, {**cfg.settings, "query_size": k, "random_state": cfg.seed}, center=cfg.center)
+        tune = finetuner() if finetuner is not None and cfg.settings.get("finetune_every", 0) > 0 else None
         rng = np.random.default_rng([cfg.seed, 1])
         labels = np.full(split.pool.size, -1, dtype=np.int64)
         pos = np.searchsorted(split.pool, split.seeded)
         labels[pos] = _noisy(ytr[pos], people, cfg.label_noise, rng)
-        Xtr, Xte = prepare(X)
-        emb = copy.deepcopy(embedder) if finetune and method in ("aspl", "spl", "aspl-margin") else None
-        head, head_persons = None, None
+        Z = X
         reviews = fixes = 0
         for t in range(cfg.rounds + 1):
-            res = engine.step(Xtr, labels)
+            rnd = loop.step(ids, Z[ids], labels)
+            res = rnd.result
             auto = res.train_source >= SOURCE_PSEUDO
             prec = float(np.mean(res.train_labels[auto] == ytr[auto])) if auto.any() else math.nan
-            acc = float(np.mean(res.model.predict(Xte) == yte))
+            acc = float(np.mean(loop.predict(Z[split.test]) == yte))
             human = labels >= 0
             rows.append(dict(method=method, round=t, human_labels=int(human.sum()),
                              fraction_annotated=float(human.mean()), pseudo_labels=int(auto.sum()),
                              pseudo_label_precision=prec, test_accuracy=acc,
                              people_known=int(np.unique(ytr[human]).size), people_total=int(people.size),
-                             people_modelled=int(res.model.classes_.size), reviews=reviews, review_fixes=fixes,
+                             people_modelled=int(loop.classes_.size), reviews=reviews, review_fixes=fixes,
                              wrong_human_labels=int(np.sum(human & (labels != ytr))),
                              flagged=int(res.set_aside.size), pool_size=int(split.pool.size)))
             bar.update(1)
             if t == cfg.rounds or (human.all() and not res.queries.size):
                 break
-            if res.set_aside.size:  # the annotator reviews flagged labels and fixes wrong ones
-                reviews += int(res.set_aside.size)
-                wrong = res.set_aside[labels[res.set_aside] != ytr[res.set_aside]]
+            aside = np.searchsorted(ids, rnd.set_aside)
+            if aside.size:  # the annotator reviews flagged labels and fixes wrong ones
+                reviews += int(aside.size)
+                wrong = aside[labels[aside] != ytr[aside]]
                 labels[wrong] = ytr[wrong]
                 fixes += int(wrong.size)
-                engine.confirm(np.setdiff1d(res.set_aside, wrong))
-            q = res.queries
+                loop.confirm(ids[np.setdiff1d(aside, wrong)])
+            q = np.searchsorted(ids, rnd.queries)
             labels[q] = _noisy(ytr[q], people, cfg.label_noise, rng)
-            if emb is not None and res.finetune_due:
-                ty, tw = res.targets()
-                keep = np.flatnonzero(ty >= 0)
-                ft = finetune_embedder(emb, [crops[split.pool[i]] for i in keep], ty[keep], tw[keep],
-                                       cfg.finetune, head, head_persons)
-                head, head_persons = ft.head, ft.persons
-                Xall = emb.embed(list(crops))
-                Xtr, Xte = prepare(Xall)
+            if tune is not None and rnd.finetune_due:
+                Z = np.asarray(tune(*loop.finetune_targets()), dtype=np.float32)
         bar.update(cfg.rounds - t)  # rounds skipped by an early stop
     bar.close()
     return rows

@@ -12,5 +12,5 @@
 
 Compression (:mod:`models.compress`) and LinearScope (:mod:`models.linearscope`)
 act on networks and live in ``models/``; the CNN-SVM head is
-``FineTuneSettings(loss="svm")`` in :mod:`aspl.engine.finetune`.
+``FineTuneSettings(loss="svm")`` in :mod:`aspl.finetune`.
 """

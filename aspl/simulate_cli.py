@@ -141,7 +141,7 @@ def run_simulate(args: argparse.Namespace) -> int:
 
     from aspl.datasets import folder_embeddings
 
-    from .simulate import SimulationConfig, simulate, summarize, write_results
+    from aspl.engine.simulate import SimulationConfig, simulate, summarize, write_results
 
     progress = not args.no_progress
     try:
@@ -158,14 +158,17 @@ def run_simulate(args: argparse.Namespace) -> int:
                          ("criterion", "ceal_criterion")):
             if getattr(args, opt) is not None:
                 settings[key] = getattr(args, opt)
-        crops = embedder = None
+        finetuner = None
         if args.finetune_every and info.trainable:
             import torch
+
+            from aspl.finetune import CropFinetuner
 
             crops, labels = _folder_crops(data, cache, args.max_per_person, args.people, progress)
             torch.manual_seed(args.seed)  # random-init members: the same start for the same seed
             embedder = create_backbone(name)
             X = embedder.embed(crops)
+            finetuner = lambda: CropFinetuner(embedder, crops)  # noqa: E731
         else:
             if args.finetune_every:
                 log.warning("backbone %s is frozen: --finetune-every ignored", name)
@@ -176,7 +179,7 @@ def run_simulate(args: argparse.Namespace) -> int:
                                rounds=args.rounds, test_fraction=args.test_fraction, seed=args.seed,
                                open_set=args.open_set, label_noise=args.label_noise, center=args.center,
                                settings=settings)
-        rows = simulate(X, np.asarray(labels), cfg, crops=crops, embedder=embedder, progress=progress)
+        rows = simulate(X, np.asarray(labels), cfg, finetuner=finetuner, progress=progress)
     except (FileNotFoundError, ValueError, UnknownBackboneError, MissingWeightsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -22,7 +22,8 @@ import numpy as np
 if TYPE_CHECKING:  # torch is imported lazily: the engine works without it for frozen backbones
     import torch
 
-__all__ = ["FINETUNE_LOSSES", "squared_hinge_loss", "FineTuneSettings", "FineTuneResult", "is_trainable", "finetune_embedder"]
+__all__ = ["FINETUNE_LOSSES", "squared_hinge_loss", "FineTuneSettings", "FineTuneResult", "is_trainable",
+           "finetune_embedder", "CropFinetuner"]
 
 log = logging.getLogger(__name__)
 
@@ -181,3 +182,31 @@ def finetune_embedder(embedder: Any, crops: Sequence[np.ndarray], labels: np.nda
     log.info("fine-tuned %s on %d faces of %d people: loss %s", embedder.info.name, keep.size, persons.size,
              " -> ".join(f"{v:.3f}" for v in losses))
     return FineTuneResult(embedder, new_head, persons, losses)
+
+
+class CropFinetuner:
+    """Fine-tunes a trainable embedder on targets by row of ``crops`` and returns new embeddings of every crop.
+
+    The callable the simulation's loop uses (see :data:`aspl.engine.simulate.Finetuner`); the
+    classification head is carried from one call to the next. ``copy`` fine-tunes a deep copy,
+    leaving the caller's embedder as it was.
+    """
+
+    def __init__(self, embedder: Any, crops: Sequence[np.ndarray], settings: FineTuneSettings | None = None,
+                 copy: bool = True):
+        import copy as _copy
+
+        self.embedder = _copy.deepcopy(embedder) if copy else embedder
+        self.crops = crops
+        self.settings = settings or FineTuneSettings()
+        self.head: Any = None
+        self.persons: np.ndarray | None = None
+        self.calls = 0
+
+    def __call__(self, rows: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        res = finetune_embedder(self.embedder, [self.crops[i] for i in rows], labels, weights, self.settings,
+                                self.head, self.persons)
+        self.head, self.persons = res.head, res.persons
+        self.calls += 1
+        return self.embedder.embed(list(self.crops))
