@@ -2,11 +2,11 @@
 
 This is the only package that imports ``sqlite_utils`` or ``faiss``.
 """
-from .db import (  # noqa: F401
-    LABEL_SOURCES,
-    Library,
+from .errors import (  # noqa: F401
     LabelConflictError,
     NotFoundError,
     StorageError,
 )
+from .library import LABEL_SOURCES, Library  # noqa: F401
 from .index import FaceIndex, IndexStore  # noqa: F401
+from .state import StateFormatError, pack_state, unpack_state  # noqa: F401

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from typing import Callable
 
 import sqlite_utils
@@ -17,17 +18,30 @@ def migration(fn: Migration) -> Migration:
 
 
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
-    """Apply pending migrations in one transaction each; return the names applied."""
+    """Apply pending migrations in one transaction each, DDL included; return the names applied.
+
+    Each migration and its ``_migrations`` row commit together or not at all
+    (an explicit ``BEGIN IMMEDIATE``: Python's sqlite3 opens no transaction
+    around DDL by itself), so a kill mid-migration leaves the previous schema.
+    """
+    conn = db.conn
     db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    done = {r[0] for r in db.execute("SELECT name FROM _migrations").fetchall()}
+    if conn.in_transaction:
+        conn.commit()
     applied = []
     for fn in MIGRATIONS:
-        if fn.__name__ in done:
-            continue
-        with db.conn:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("SELECT 1 FROM _migrations WHERE name = ?", [fn.__name__]).fetchone():
+                conn.execute("COMMIT")
+                continue
             fn(db)
-            db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
-                       [fn.__name__, _dt.datetime.now(_dt.timezone.utc).isoformat()])
+            conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
+                         [fn.__name__, _dt.datetime.now(_dt.timezone.utc).isoformat()])
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
         applied.append(fn.__name__)
     return applied
 
@@ -207,3 +221,27 @@ def m_methods_tracks_and_notes(db: sqlite_utils.Database) -> None:
     )""")
     db.execute("CREATE INDEX notes_face ON notes(face_id)")
     db.execute("CREATE INDEX notes_person ON notes(person_id)")
+
+
+@migration
+def m004_loop_state_as_data(db: sqlite_utils.Database) -> None:
+    """Engine state as data: the pickled ``engine_state`` table is dropped (never unpickled) and
+    ``loop_state`` keeps the loop's JSON metadata and npz arrays, keyed by face id inside.
+
+    Libraries that had pickled state start a fresh engine at their next round;
+    an ``engine_state_reset`` event records how many states were dropped.
+    """
+    old = db.execute("SELECT COUNT(*) FROM engine_state").fetchone()[0]
+    db.execute("DROP TABLE engine_state")
+    db.execute("""CREATE TABLE loop_state (
+        backbone TEXT PRIMARY KEY,
+        meta TEXT NOT NULL,
+        arrays BLOB NOT NULL,
+        round INTEGER,
+        updated_at TEXT NOT NULL
+    )""")
+    if old:
+        db.execute("INSERT INTO events (time, actor, kind, payload) VALUES (?, ?, ?, ?)",
+                   [_dt.datetime.now(_dt.timezone.utc).isoformat(), "migration", "engine_state_reset",
+                    json.dumps({"dropped": old, "reason": "pickled engine state is no longer read; "
+                                "the next round starts a fresh engine"})])

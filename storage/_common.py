@@ -1,0 +1,39 @@
+"""What the table mixins share: constants, the clock, and the host interface they rely on."""
+from __future__ import annotations
+
+import datetime as _dt
+from typing import TYPE_CHECKING, Any, ContextManager, Sequence
+
+import sqlite_utils
+
+LABEL_SOURCES = ("human", "seed", "auto")
+FACE_STATUSES = ("ok", "not_face")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+class _Host:
+    """Base of the table mixins: what :class:`storage.library.Library` provides them.
+
+    At run time this class is empty (the methods come from ``Library`` and the
+    other mixins); the declarations below are for readers and type checkers.
+    """
+
+    db: sqlite_utils.Database
+
+    if TYPE_CHECKING:
+        def transaction(self) -> ContextManager[None]: ...
+        def _one(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+        def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict]: ...
+        def _insert(self, table: str, record: dict[str, Any], replace: bool = False) -> int: ...
+        def log_event(self, kind: str, actor: str | None = None, **payload: Any) -> None: ...
+        # used across mixins
+        def _put_embedding(self, face_id: int, backbone: str, vec: Any) -> None: ...
+        def person_id(self, name: str, create: bool = False, actor: str | None = None) -> int: ...
+        def person_name(self, person_id: int) -> str: ...
+        def add_label(self, face_id: int, person_id: int, source: str, confidence: float | None = None,
+                      round: int | None = None, annotator: str | None = None) -> int: ...
+        def labelled_face_ids(self, sources: Sequence[str] = ("human", "seed")) -> set[int]: ...
+        def backbones_embedded(self) -> dict[str, int]: ...

@@ -1,0 +1,165 @@
+"""Images and the faces found in them (boxes, landmarks, JPEG crops)."""
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from ._common import FACE_STATUSES, _Host, _now
+from .errors import NotFoundError
+
+
+def encode_crop(crop: np.ndarray, quality: int = 95) -> bytes:
+    """JPEG bytes of a uint8 RGB crop."""
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(crop, np.uint8)).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def decode_crop(data: bytes) -> np.ndarray:
+    """uint8 RGB array from stored crop bytes."""
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"), np.uint8)
+
+
+@dataclass
+class NewFace:
+    """A detected face to store with its image (embeddings keyed by backbone)."""
+
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray
+    prob: float
+    crop: np.ndarray
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    seed_person: str | None = None
+
+
+class FacesMixin(_Host):
+    """Owns the ``images`` and ``faces`` tables."""
+
+    # ---------------------------------------------------------------- images
+    def image_by_sha(self, sha256: str) -> dict | None:
+        rows = self._rows("SELECT * FROM images WHERE sha256 = ?", [sha256])
+        return rows[0] if rows else None
+
+    def image(self, image_id: int) -> dict:
+        rows = self._rows("SELECT * FROM images WHERE id = ?", [image_id])
+        if not rows:
+            raise NotFoundError(f"image {image_id} not found")
+        return rows[0]
+
+    def reject_image(self, path: str, sha256: str | None, size: int, reason: str, detail: str = "") -> int:
+        """Record a file that could not be used, with its reason; returns the image id.
+
+        Files that could not be hashed (unreadable) are keyed by their path.
+        """
+        key = sha256 or f"unreadable:{path}"
+        with self.transaction():
+            existing = self.image_by_sha(key)
+            if existing:
+                return int(existing["id"])
+            return self._insert("images", {"path": path, "sha256": key, "size": size, "status": "rejected",
+                                           "error_reason": reason, "error_detail": detail[:500],
+                                           "imported_at": _now()})
+
+    def add_image(self, path: str, sha256: str, size: int, width: int, height: int, faces: Sequence[NewFace],
+                  annotator: str | None = None) -> tuple[int, list[int]]:
+        """Store a photo with all its faces, embeddings and seed labels atomically.
+
+        Returns ``(image_id, face_ids)``. A photo whose hash is already stored is
+        not added again (``face_ids`` is then empty).
+        """
+        with self.transaction():
+            existing = self.image_by_sha(sha256)
+            if existing:
+                return int(existing["id"]), []
+            status = "ok" if faces else "no_face"
+            reason = None if faces else "no face found"
+            image_id = self._insert("images", {"path": path, "sha256": sha256, "size": size, "width": width,
+                                               "height": height, "status": status, "error_reason": reason,
+                                               "imported_at": _now()})
+            face_ids = []
+            for f in faces:
+                x1, y1, x2, y2 = (float(v) for v in f.box)
+                fid = self._insert("faces", {
+                    "image_id": image_id, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
+                    "landmarks": json.dumps(np.asarray(f.landmarks, float).round(2).tolist()),
+                    "prob": float(f.prob), "crop": encode_crop(f.crop)})
+                face_ids.append(fid)
+                for backbone, vec in f.embeddings.items():
+                    self._put_embedding(fid, backbone, vec)
+                if f.seed_person:
+                    pid = self.person_id(f.seed_person, create=True)
+                    self.add_label(fid, pid, "seed", confidence=1.0, annotator=annotator)
+            return image_id, face_ids
+
+    def images(self, status: str | None = None, path_prefix: str | None = None, limit: int = 1000) -> list[dict]:
+        """Image rows (newest first), optionally by status and path prefix."""
+        where, params = [], []
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if path_prefix is not None:
+            where.append("(path = ? OR path LIKE ? ESCAPE '\\')")
+            esc = path_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            params += [path_prefix, esc.rstrip("/") + "/%"]
+        sql = "SELECT * FROM images" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT ?"
+        return self._rows(sql, params + [limit])
+
+    # ----------------------------------------------------------------- faces
+    def face(self, face_id: int) -> dict:
+        rows = self._rows("SELECT f.*, i.path, i.width, i.height FROM faces f JOIN images i ON i.id = f.image_id "
+                          "WHERE f.id = ?", [face_id])
+        if not rows:
+            raise NotFoundError(f"face {face_id} not found")
+        r = rows[0]
+        r["landmarks"] = json.loads(r["landmarks"])
+        return r
+
+    def face_crop(self, face_id: int) -> np.ndarray:
+        data = self._one("SELECT crop FROM faces WHERE id = ?", [face_id])
+        if data is None:
+            raise NotFoundError(f"face {face_id} not found")
+        return decode_crop(data)
+
+    def face_crops(self, face_ids: Sequence[int]) -> list[np.ndarray]:
+        return [self.face_crop(int(f)) for f in face_ids]
+
+    def face_crop_jpeg(self, face_id: int) -> bytes:
+        """The stored JPEG bytes of a face crop."""
+        data = self._one("SELECT crop FROM faces WHERE id = ?", [face_id])
+        if data is None:
+            raise NotFoundError(f"face {face_id} not found")
+        return bytes(data)
+
+    def face_ids(self, status: str | None = "ok") -> list[int]:
+        if status is None:
+            return [r[0] for r in self.db.execute("SELECT id FROM faces ORDER BY id").fetchall()]
+        return [r[0] for r in self.db.execute("SELECT id FROM faces WHERE status = ? ORDER BY id", [status]).fetchall()]
+
+    def faces_of_image(self, image_id: int) -> list[int]:
+        return [r[0] for r in self.db.execute("SELECT id FROM faces WHERE image_id = ? ORDER BY id", [image_id])]
+
+    def set_face_status(self, face_id: int, status: str, actor: str | None = None) -> str:
+        """Set a face's status (``ok`` or ``not_face``); returns the previous one."""
+        if status not in FACE_STATUSES:
+            raise ValueError(f"face status {status!r} is not one of {', '.join(FACE_STATUSES)}")
+        with self.transaction():
+            old = self._one("SELECT status FROM faces WHERE id = ?", [face_id])
+            if old is None:
+                raise NotFoundError(f"face {face_id} not found")
+            self.db.execute("UPDATE faces SET status = ? WHERE id = ?", [status, face_id])
+            self.log_event("face_status", actor, face_id=face_id, status=status, previous=old)
+            return str(old)
+
+    def faces_table(self, status: str | None = "ok") -> list[dict]:
+        """Every face with its image's path and size (no crops)."""
+        sql = ("SELECT f.id AS face_id, f.image_id, i.path AS image_path, i.width, i.height, "
+               "f.x1, f.y1, f.x2, f.y2, f.prob, f.status FROM faces f JOIN images i ON i.id = f.image_id")
+        if status is None:
+            return self._rows(sql + " ORDER BY f.id")
+        return self._rows(sql + " WHERE f.status = ? ORDER BY f.id", [status])

@@ -1,0 +1,157 @@
+"""The face library: one SQLite file (WAL) accessed through sqlite-utils.
+
+Domain verbs only; callers never write SQL. Every multi-row change runs in one
+transaction, so a crash leaves either all of it or none of it. The verbs live in
+one mixin per table family (``faces``, ``embeddings``, ``people``, ``workflow``,
+``rounds``, ``media``); this module holds the connection and what they share.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import sqlite_utils
+
+from ._common import LABEL_SOURCES, _now
+from .embeddings import EmbeddingsMixin
+from .errors import StorageError
+from .faces import FacesMixin
+from .media import MediaMixin
+from .migrations import apply_migrations
+from .people import PeopleMixin
+from .rounds import RoundsMixin
+from .workflow import WorkflowMixin
+
+DB_FILENAME = "library.db"
+
+
+class Library(FacesMixin, EmbeddingsMixin, PeopleMixin, WorkflowMixin, RoundsMixin, MediaMixin):
+    """A face library rooted at a folder: ``library.db`` plus ``index/``.
+
+    ``Library(":memory:")`` gives an in-memory database (tests). Owns the
+    ``events`` and ``settings`` tables; the mixins own the others.
+    """
+
+    def __init__(self, root: str | Path, busy_timeout_s: float = 30.0):
+        self._lock = threading.RLock()
+        if str(root) == ":memory:":
+            self.root: Path | None = None
+            conn = sqlite3.connect(":memory:", check_same_thread=False)
+        else:
+            self.root = Path(root).expanduser().resolve()
+            if self.root.exists() and not self.root.is_dir():
+                raise StorageError(f"library path {self.root} exists and is not a folder")
+            self.root.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.root / DB_FILENAME, timeout=busy_timeout_s, check_same_thread=False)
+        self.db = sqlite_utils.Database(conn)
+        if self.root is not None:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        self.migrations_applied = apply_migrations(self.db)
+
+    @property
+    def index_dir(self) -> Path | None:
+        return None if self.root is None else self.root / "index"
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The re-entrant lock that serialises this connection's transactions (callers may hold it longer)."""
+        return self._lock
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def __enter__(self) -> "Library":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic unit of work (serialised within this process)."""
+        with self._lock:
+            conn = self.db.conn
+            if conn.in_transaction:  # nested: join the outer one
+                yield
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self.db.execute(sql, list(params)).fetchone()
+        return row[0] if row else None
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
+        cur = self.db.execute(sql, list(params))
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+    def _insert(self, table: str, record: dict[str, Any], replace: bool = False) -> int:
+        """Insert one row (``replace``: INSERT OR REPLACE) with sqlite-utils; returns its rowid.
+
+        Inside :meth:`transaction` sqlite-utils uses a savepoint, so nothing is
+        committed early and a failed insert leaves the outer transaction usable.
+        """
+        return int(self.db.table(table).insert(record, replace=replace).last_rowid)
+
+    # ---------------------------------------------------------------- events
+    def log_event(self, kind: str, actor: str | None = None, **payload: Any) -> None:
+        """Append to the event log (append-only; enforced by triggers)."""
+        self._insert("events", {"time": _now(), "actor": actor, "kind": kind,
+                                "payload": json.dumps(payload, default=str, sort_keys=True)})
+
+    def events(self, kind: str | None = None, limit: int = 100) -> list[dict]:
+        """Most recent events first."""
+        where, params = ("WHERE kind = ?", [kind]) if kind else ("", [])
+        rows = self._rows(f"SELECT * FROM events {where} ORDER BY id DESC LIMIT ?", params + [limit])
+        for r in rows:
+            r["payload"] = json.loads(r["payload"])
+        return rows
+
+    # -------------------------------------------------------------- settings
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        v = self._one("SELECT value FROM settings WHERE key = ?", [key])
+        return default if v is None else json.loads(v)
+
+    def set_setting(self, key: str, value: Any, actor: str | None = None) -> None:
+        with self.transaction():
+            self._insert("settings", {"key": key, "value": json.dumps(value)}, replace=True)
+            self.log_event("setting_changed", actor, key=key, value=value)
+
+    def set_private_setting(self, key: str, value: Any, actor: str | None = None) -> None:
+        """Like :meth:`set_setting`, but the event log records only the key (secrets, hashes)."""
+        with self.transaction():
+            self._insert("settings", {"key": key, "value": json.dumps(value)}, replace=True)
+            self.log_event("setting_changed", actor, key=key, value="(hidden)")
+
+    # ----------------------------------------------------------------- stats
+    def stats(self) -> dict[str, Any]:
+        """Counts for ``python -m aspl stats``."""
+        img = dict(self.db.execute("SELECT status, COUNT(*) FROM images GROUP BY status").fetchall())
+        rejected = dict(self.db.execute("SELECT error_reason, COUNT(*) FROM images WHERE status = 'rejected' "
+                                        "GROUP BY error_reason ORDER BY 2 DESC").fetchall())
+        by_source = dict(self.db.execute("SELECT source, COUNT(*) FROM labels WHERE revoked = 0 "
+                                         "GROUP BY source").fetchall())
+        return {
+            "images": int(img.get("ok", 0) + img.get("no_face", 0)),
+            "images_without_faces": int(img.get("no_face", 0)),
+            "faces": int(self._one("SELECT COUNT(*) FROM faces") or 0),
+            "rejected_files": int(img.get("rejected", 0)),
+            "rejected_by_reason": rejected,
+            "labels_by_source": {s: int(by_source.get(s, 0)) for s in LABEL_SOURCES},
+            "people": int(self._one("SELECT COUNT(*) FROM people WHERE merged_into IS NULL") or 0),
+            "embeddings_by_backbone": self.backbones_embedded(),
+        }
