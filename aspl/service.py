@@ -29,7 +29,6 @@ import hashlib
 import hmac
 import logging
 import os
-import pickle
 import secrets
 import shutil
 import time
@@ -41,9 +40,10 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from storage import IndexStore, LabelConflictError, Library, NotFoundError
+from storage import IndexStore, LabelConflictError, Library, NotFoundError, StateFormatError
 from storage.index import FaceIndex
 
+from .engine.loop import ActiveLoop, StateError
 from .jobs import Job, JobBusyError, JobRegistry, ProgressFn
 from .uploads import SaveResult, safe_name, save_uploads
 
@@ -87,6 +87,7 @@ class LoopSettings:
     review_low: int = 12
     batch_size: int = 24
     cluster_similarity: float = 0.82
+    center: bool = False
 
     def validate(self) -> None:
         from .engine import make_engine
@@ -294,8 +295,6 @@ class Service:
         return metrics
 
     def _run_round(self, lib: Library, actor: str, progress: ProgressFn) -> dict[str, Any]:
-        from .engine import make_engine
-
         t0 = time.perf_counter()
         backbone = self._backbone(lib)
         loop = self.loop_settings_of(lib)
@@ -313,57 +312,48 @@ class Service:
                 labels[i] = r["person_id"]
 
         progress(1, 5, "loading the engine")
-        state = lib.engine_state(backbone)
-        engine = None
-        if state is not None:
-            old_ids = state["face_ids"]
-            if (state["method"] == loop.method and state["settings"] == loop.engine
-                    and len(old_ids) <= len(ids) and np.array_equal(ids[:len(old_ids)], old_ids)):
-                try:
-                    engine = pickle.loads(state["engine"])
-                except (pickle.UnpicklingError, AttributeError, EOFError, TypeError, ImportError) as e:
-                    log.warning("stored %s engine unreadable (%s); starting a fresh one", backbone, e)
-            else:
-                log.info("engine settings or face rows changed for %s: starting a fresh engine", backbone)
-        if engine is None:
-            engine = make_engine(loop.method, **loop.engine)
+        keep = np.array([int(f) not in not_face for f in ids], dtype=bool)
+        ids, X, labels = ids[keep], X[keep], labels[keep]
+        row_of = {int(f): i for i, f in enumerate(ids)}
+        active = self._load_loop(lib, backbone)
+        fresh_loop = active is None or not active.matches(loop.method, loop.engine, loop.center)
+        if fresh_loop:
+            if active is not None:
+                log.info("loop settings changed for %s: starting a fresh engine", backbone)
+            active = ActiveLoop(loop.method, loop.engine, center=loop.center)
 
         # Prequential accuracy: the previous model's predictions for faces labelled since it was trained.
         prev_round = lib.last_round()
         preq_ok = preq_n = 0
-        if state is not None and state.get("model") and prev_round is not None and prev_round["backbone"] == backbone:
-            try:
-                prev_model = pickle.loads(state["model"])
-            except (pickle.UnpicklingError, AttributeError, EOFError, TypeError, ImportError):
-                prev_model = None
+        if not fresh_loop and active.model_ is not None and prev_round is not None \
+                and prev_round["backbone"] == backbone:
             fresh = [r for r in human_rows if r["source"] == "human" and r["created_at"] > prev_round["started_at"]
                      and r["face_id"] in row_of]
-            if prev_model is not None and fresh and prev_model.n_features_in_ == X.shape[1]:
-                pred = prev_model.predict(X[[row_of[r["face_id"]] for r in fresh]])
+            if fresh and active.model_.n_features_in_ == X.shape[1]:
+                pred = active.predict(X[[row_of[r["face_id"]] for r in fresh]])
                 preq_n = len(fresh)
                 preq_ok = int(sum(int(p) == r["person_id"] for p, r in zip(pred, fresh)))
 
         if not (labels >= 0).any():
             raise ServiceError("a round needs at least one named face: label some faces on the Annotate page first")
         progress(2, 5, "training the classifiers")
-        result = engine.step(X, labels)
+        rnd = active.step(ids, X, labels, forbidden=lib.rejections())
+        result = rnd.result
         round_id = lib.start_round(backbone, loop.method, actor, loop.as_dict())
 
         progress(3, 5, "writing auto-labels")
-        rejected = lib.rejections()
-        pl, pw = result.pseudo_labels, result.pseudo_weights
-        auto = [(int(ids[r]), int(pl[r]), float(pw[r])) for r in np.flatnonzero(pl >= 0)
-                if int(ids[r]) not in not_face and (int(ids[r]), int(pl[r])) not in rejected]
-        queries = [int(ids[r]) for r in result.queries if int(ids[r]) not in not_face]
-        unclear = [int(ids[r]) for r in result.unclear if int(ids[r]) not in not_face]
-        flagged = [int(ids[r]) for r in result.set_aside]
+        f_auto, p_auto, w_auto = rnd.auto_labels
+        auto = [(int(f), int(p), float(w)) for f, p, w in zip(f_auto, p_auto, w_auto)]
+        queries = [int(f) for f in rnd.queries]
+        unclear = [int(f) for f in rnd.unclear]
+        flagged = [int(f) for f in rnd.set_aside]
         known = labels >= 0
         agreement = None
         if known.any() and len(result.model.classes_):
-            agreement = float(np.mean(result.model.predict(X[known]) == labels[known]))
+            agreement = float(np.mean(active.predict(X[known]) == labels[known]))
         prec = self._precision(lib)
         metrics = {
-            "faces": int(len(ids) - len(not_face & set(row_of))),
+            "faces": int(len(ids)),
             "human_labels": int(known.sum()),
             "auto_labels": 0,
             "people_known": int(len(np.unique(labels[known]))),
@@ -388,8 +378,7 @@ class Service:
             lib.replace_auto_labels(round_id, auto)
             lib.set_queue(round_id, queries)
             lib.clear_leases()  # annotators move on to the new ranking
-            lib.save_engine_state(backbone, loop.method, loop.engine, ids, pickle.dumps(engine),
-                                  pickle.dumps(result.model), round_id)
+            lib.save_loop_state(backbone, active.state_dict(), round_id)
             metrics["seconds"] = round(time.perf_counter() - t0, 3)
             lib.finish_round(round_id, metrics, unclear, flagged)
         progress(5, 5, f"round {round_id}: {metrics['auto_labels']} auto-labels, {len(queries)} queries")
@@ -431,13 +420,8 @@ class Service:
         key = (backbone, self.library.last_round_id())
         if self._model_cache is not None and self._model_cache[0] == key:
             return self._model_cache[1]
-        state = self.library.engine_state(backbone)
-        model = None
-        if state is not None and state.get("model"):
-            try:
-                model = pickle.loads(state["model"])
-            except (pickle.UnpicklingError, AttributeError, EOFError, TypeError, ImportError) as e:
-                log.warning("stored model unreadable: %s", e)
+        active = self._load_loop(self.library, backbone)
+        model = None if active is None else active
         self._model_cache = (key, model)
         return model
 
@@ -892,20 +876,30 @@ class Service:
                                 "annotator": r["annotator"], "source": r["source"], "label_id": r["id"]})
             return out
 
+    def _load_loop(self, lib: Library, backbone: str) -> ActiveLoop | None:
+        """The stored loop of ``backbone``, or None (none stored, or unusable: logged, a fresh one follows)."""
+        try:
+            state = lib.loop_state(backbone)
+            return None if state is None else ActiveLoop.from_state_dict(state)
+        except (StateFormatError, StateError) as e:
+            log.warning("stored loop state of %s unusable (%s); the next round starts a fresh engine", backbone, e)
+            return None
+
     def _engine_recert(self, lib: Library, face_id: int, fn: str) -> None:
-        state = lib.engine_state(self._backbone(lib))
-        if state is None:
+        backbone = self._backbone(lib)
+        active = self._load_loop(lib, backbone)
+        if active is None or face_id not in set(active.face_ids_.tolist()):
             return
-        rows = np.flatnonzero(state["face_ids"] == face_id)
-        if not len(rows):
-            return
-        engine = pickle.loads(state["engine"])
-        recert = getattr(engine, "recert_", None)
-        if recert is None:
-            return
-        getattr(recert, fn)([int(rows[0])])
-        lib.save_engine_state(state["backbone"], state["method"], state["settings"], state["face_ids"],
-                              pickle.dumps(engine), state["model"], state["round"])
+        if fn == "confirm":
+            active.confirm([face_id])
+        else:
+            row = int(np.flatnonzero(active.face_ids_ == face_id)[0])
+            recert = getattr(active.engine_, "recert_", None)
+            if recert is None:
+                return
+            recert.reset([row])
+        last = lib.last_round_id()
+        lib.save_loop_state(backbone, active.state_dict(), last)
 
     def confirm_flag(self, face_id: int, annotator: str) -> None:
         """The flagged human label is right: it stops being flagged and is trained on again."""

@@ -194,6 +194,11 @@ class ActiveLoop:
         return self.model_.predict(self.transform(X))
 
     @property
+    def n_features_in_(self) -> int:
+        """Embedding size the last round's classifiers were fitted on (0 before any round)."""
+        return 0 if self.model_ is None else int(self.model_.n_features_in_)
+
+    @property
     def classes_(self) -> np.ndarray:
         return np.zeros(0, np.int64) if self.model_ is None else self.model_.classes_
 
