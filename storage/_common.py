@@ -37,3 +37,14 @@ class _Host:
                       round: int | None = None, annotator: str | None = None) -> int: ...
         def labelled_face_ids(self, sources: Sequence[str] = ("human", "seed")) -> set[int]: ...
         def backbones_embedded(self) -> dict[str, int]: ...
+
+
+def equal_filters(**values: Any) -> tuple[list[str], list[Any]]:
+    """``(["col = ?", ...], [value, ...])`` for the keyword arguments that are not None."""
+    cols = [k for k, v in values.items() if v is not None]
+    return [f"{k} = ?" for k in cols], [values[k] for k in cols]
+
+
+def where_sql(clauses: Sequence[str]) -> str:
+    """`` WHERE a AND b`` (empty without clauses)."""
+    return " WHERE " + " AND ".join(clauses) if clauses else ""

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from ._common import FACE_STATUSES, _Host, _now
+from ._common import FACE_STATUSES, _Host, _now, equal_filters, where_sql
 from .errors import NotFoundError
 
 
@@ -99,15 +99,12 @@ class FacesMixin(_Host):
 
     def images(self, status: str | None = None, path_prefix: str | None = None, limit: int = 1000) -> list[dict]:
         """Image rows (newest first), optionally by status and path prefix."""
-        where, params = [], []
-        if status is not None:
-            where.append("status = ?")
-            params.append(status)
+        where, params = equal_filters(status=status)
         if path_prefix is not None:
             where.append("(path = ? OR path LIKE ? ESCAPE '\\')")
             esc = path_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             params += [path_prefix, esc.rstrip("/") + "/%"]
-        sql = "SELECT * FROM images" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT ?"
+        sql = "SELECT * FROM images" + where_sql(where) + " ORDER BY id DESC LIMIT ?"
         return self._rows(sql, params + [limit])
 
     # ----------------------------------------------------------------- faces

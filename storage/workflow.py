@@ -5,7 +5,7 @@ import json
 import time
 from typing import Sequence
 
-from ._common import _Host, _now
+from ._common import _Host, _now, equal_filters, where_sql
 from .errors import NotFoundError
 
 
@@ -106,16 +106,10 @@ class WorkflowMixin(_Host):
     def actions(self, actor: str | None = None, scope: str | None = None, live: bool = True,
                 limit: int = 50) -> list[dict]:
         """Most recent actions first (``live``: not undone)."""
-        where, params = [], []
-        if actor is not None:
-            where.append("actor = ?")
-            params.append(actor)
-        if scope is not None:
-            where.append("scope = ?")
-            params.append(scope)
+        where, params = equal_filters(actor=actor, scope=scope)
         if live:
             where.append("undone_at IS NULL")
-        sql = "SELECT * FROM actions" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT ?"
+        sql = "SELECT * FROM actions" + where_sql(where) + " ORDER BY id DESC LIMIT ?"
         rows = self._rows(sql, params + [limit])
         for r in rows:
             r["payload"] = json.loads(r["payload"])
@@ -145,11 +139,5 @@ class WorkflowMixin(_Host):
             self.db.execute("UPDATE reviews SET withdrawn = 1 WHERE id = ?", [review_id])
 
     def reviews(self, sample: str | None = None, round_id: int | None = None) -> list[dict]:
-        where, params = ["withdrawn = 0"], []
-        if sample is not None:
-            where.append("sample = ?")
-            params.append(sample)
-        if round_id is not None:
-            where.append("round = ?")
-            params.append(round_id)
-        return self._rows("SELECT * FROM reviews WHERE " + " AND ".join(where) + " ORDER BY id", params)
+        where, params = equal_filters(sample=sample, round=round_id)
+        return self._rows("SELECT * FROM reviews" + where_sql(["withdrawn = 0", *where]) + " ORDER BY id", params)
