@@ -33,6 +33,12 @@ with tab_loop:
         st.success(f"Round {r['round']}: {r['auto_labels']} auto-labels, {r['queries']} faces queued for "
                    f"annotators, {r['people_modelled']} people modelled, {r['flagged']} flagged "
                    f"({r['seconds']:.1f} s).")
+        ft = r.get("finetune")
+        if ft and ft.get("status") == "done":
+            st.success(f"Fine-tuned {svc.backbone} on {ft['faces']} faces of {ft['people']} people; "
+                       f"{ft['reembedded']} faces re-embedded, index rebuilt.")
+        elif ft:
+            st.info(f"Fine-tuning skipped: {ft['reason']}")
 
     loop = svc.loop_settings()
     st.markdown("#### Loop settings")
@@ -68,9 +74,15 @@ with tab_loop:
         bsz = a4.number_input("batch size", value=int(loop.batch_size), min_value=1, step=1)
         sim = a5.number_input("cluster similarity", value=float(loop.cluster_similarity), min_value=-1.0,
                               max_value=1.0, format="%.3f")
+        center = st.checkbox("centre embeddings (subtract the mean before the classifiers)", value=loop.center,
+                             key="loop_center")
+        if engine.get("finetune_every") and not svc.backbone_is_trainable():
+            st.caption(f"{svc.backbone} is frozen: rounds will skip fine-tuning (swap to a trainable backbone "
+                       f"on the Backbone tab to fine-tune).")
         if st.form_submit_button("Save settings"):
             changed = {k: v for k, v in engine.items() if v != getattr(defaults, k)}
-            new = LoopSettings(method, changed, float(lease), int(rnd), int(lowc), int(bsz), float(sim))
+            new = LoopSettings(method, changed, float(lease), int(rnd), int(lowc), int(bsz), float(sim),
+                               bool(center))
             if common.guarded(svc.set_loop_settings, new, who, ok="Settings saved.", inline=True) is not None:
                 st.rerun()
 

@@ -59,12 +59,11 @@ def _explain(face_id: int) -> None:
             return
         if not st.button("Explain this face", key=f"explain_{face_id}"):
             return
-        from aspl.methods.explain import explain_face
         from models.linearscope import overlay
 
         try:
             with st.spinner("Computing the linear interpreter…"):
-                ex = explain_face(svc.library, face_id, backbone=backbone, embedder=common.get_embedder(backbone))
+                ex = svc.explain(face_id)
         except ValueError as e:
             st.warning(str(e))
             return
@@ -77,7 +76,7 @@ def _explain(face_id: int) -> None:
 def one_face() -> None:
     face_id = svc.next_face(who)
     if face_id is None:
-        if not svc.library.face_ids(None):
+        if not svc.has_faces():
             st.info("The library has no faces yet: import photos on the Import page.")
         else:
             st.success("Every face has a label. Run a round (Admin) or import more photos.")
@@ -149,7 +148,7 @@ def batch() -> None:
     deselected = [f for f in g.face_ids if f not in selected]
     if g.kind == "person":
         target = g.person_id
-        label = f"Accept {len(selected)} face(s) as {svc.library.person_name(g.person_id)}"
+        label = f"Accept {len(selected)} face(s) as {svc.person_name(g.person_id)}"
     else:
         target = st.selectbox("Who are they?", options=svc.person_names(), index=None, accept_new_options=True,
                               key=f"bname_{g.key}", placeholder="type a name and press Enter")

@@ -1,4 +1,4 @@
-"""Command line: ``python -m aspl {import,search,stats,embed,backbones,simulate}``."""
+"""Command line: ``python -m aspl {import,search,stats,embed,use-backbone,backbones,simulate}``."""
 from __future__ import annotations
 
 import argparse
@@ -23,9 +23,16 @@ def _open(db: Path):
 def cmd_import(args: argparse.Namespace) -> int:
     from .importer import Importer
 
+    from .importer import BackboneMismatchError
+
     lib, indexes = _open(args.db)
     with lib:
-        imp = Importer(lib, indexes, backbone=args.backbone, batch_size=args.batch_size, annotator=args.annotator)
+        try:
+            imp = Importer(lib, indexes, backbone=args.backbone, batch_size=args.batch_size,
+                           annotator=args.annotator)
+        except BackboneMismatchError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         try:
             s = imp.run(args.path, labels_from_folders=args.labels_from_folders, progress=not args.quiet)
         except KeyboardInterrupt:
@@ -86,7 +93,30 @@ def cmd_embed(args: argparse.Namespace) -> int:
     lib, indexes = _open(args.db)
     with lib:
         n = embed_library(lib, indexes, create_backbone(args.backbone), progress=not args.quiet)
-    print(f"embedded {n} faces with {args.backbone}")
+        current = lib.get_setting("backbone")
+    note = "" if current == args.backbone else \
+        f"; the library still uses {current} (switch with: python -m aspl use-backbone {args.backbone})"
+    print(f"embedded {n} faces with {args.backbone}{note}")
+    return 0
+
+
+def cmd_use_backbone(args: argparse.Namespace) -> int:
+    """Make ``args.name`` the library's backbone (embedding the faces it lacks first)."""
+    from models import create_backbone, list_backbones
+
+    from .importer import embed_library
+
+    valid = list_backbones()
+    if args.name not in valid:
+        print(f"error: unknown backbone {args.name!r}; valid choices: {', '.join(valid)}", file=sys.stderr)
+        return 2
+    lib, indexes = _open(args.db)
+    with lib:
+        old = lib.get_setting("backbone")
+        n = embed_library(lib, indexes, create_backbone(args.name), progress=not args.quiet)
+        lib.set_setting("backbone", args.name, "cli")
+        lib.log_event("backbone_swapped", "cli", old=old, new=args.name, embedded=n)
+    print(f"the library now uses {args.name} (was {old}; {n} faces embedded)")
     return 0
 
 
@@ -114,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     db_arg(sp)
     sp.add_argument("--labels-from-folders", action="store_true",
                     help="label each photo's most prominent face with its top-level folder's name (source: seed)")
-    sp.add_argument("--backbone", default=None, help="embedding backbone (default: the library's, else dlib-resnet)")
+    sp.add_argument("--backbone", default=None, help="backbone of a new library (default: dlib-resnet); an existing library keeps its own "
+                    "(switch with use-backbone)")
     sp.add_argument("--batch-size", type=int, default=16)
     sp.add_argument("--annotator", default="import", help="name recorded on seed labels")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -136,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     db_arg(sp)
     sp.add_argument("-q", "--quiet", action="store_true")
     sp.set_defaults(func=cmd_embed)
+
+    sp = sub.add_parser("use-backbone", help="switch the library's backbone (embeds missing faces first)")
+    sp.add_argument("name")
+    db_arg(sp)
+    sp.add_argument("-q", "--quiet", action="store_true")
+    sp.set_defaults(func=cmd_use_backbone)
 
     sp = sub.add_parser("backbones", help="list the backbone pool as JSON lines")
     sp.set_defaults(func=cmd_backbones)

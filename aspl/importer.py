@@ -78,21 +78,35 @@ def _person_from_folder(file: Path, root: Path) -> str | None:
     return name.replace("_", " ").strip() or None
 
 
+class BackboneMismatchError(ValueError):
+    """An import asked for another backbone than the library's (switching is an explicit action)."""
+
+
 class Importer:
-    """Imports photos into ``library`` with a detector and one embedding backbone."""
+    """Imports photos into ``library`` with a detector and the library's embedding backbone.
+
+    The library's backbone is its ``backbone`` setting; a library without one
+    (a new library) takes ``backbone`` (default: :func:`models.default_backbone`)
+    at its first import. Asking for another backbone than the library's is a
+    :class:`BackboneMismatchError`: switching is ``python -m aspl use-backbone``.
+    """
 
     def __init__(self, library, indexes, detector=None, embedder=None, backbone: str | None = None,
                  batch_size: int = 16, annotator: str = "import"):
         from models import create_backbone, default_backbone
         from models.detection import FaceDetector
 
+        current = library.get_setting("backbone")
+        wanted = embedder.info.name if embedder is not None else (backbone or current or default_backbone())
+        if current and wanted != current:
+            raise BackboneMismatchError(
+                f"this library embeds with {current!r}, not {wanted!r}: import without --backbone, or switch "
+                f"the library first with: python -m aspl use-backbone {wanted}")
         self.library = library
         self.indexes = indexes
         self.detector = detector or FaceDetector()
-        if embedder is None:
-            embedder = create_backbone(backbone or default_backbone())
-        self.embedder = embedder
-        self.backbone = embedder.info.name
+        self.embedder = embedder if embedder is not None else create_backbone(wanted)
+        self.backbone = self.embedder.info.name
         self.batch_size = batch_size
         self.annotator = annotator
 
@@ -101,6 +115,8 @@ class Importer:
         """Import every image under ``path``; see the module docstring."""
         t0 = time.perf_counter()
         root = Path(path).expanduser().resolve()
+        if not self.library.get_setting("backbone"):
+            self.library.set_setting("backbone", self.backbone, self.annotator)
         files, other = find_images(root)
         s = ImportSummary(files=len(files), skipped_other_types=other)
         index = self.indexes.get(self.backbone, dim=self.embedder.info.embedding_dim)

@@ -138,6 +138,10 @@ class FacesMixin(_Host):
             return [r[0] for r in self.db.execute("SELECT id FROM faces ORDER BY id").fetchall()]
         return [r[0] for r in self.db.execute("SELECT id FROM faces WHERE status = ? ORDER BY id", [status]).fetchall()]
 
+    def has_faces(self) -> bool:
+        """True once at least one face is stored."""
+        return self._one("SELECT EXISTS (SELECT 1 FROM faces)") == 1
+
     def faces_of_image(self, image_id: int) -> list[int]:
         return [r[0] for r in self.db.execute("SELECT id FROM faces WHERE image_id = ? ORDER BY id", [image_id])]
 

@@ -245,3 +245,20 @@ def m004_loop_state_as_data(db: sqlite_utils.Database) -> None:
                    [_dt.datetime.now(_dt.timezone.utc).isoformat(), "migration", "engine_state_reset",
                     json.dumps({"dropped": old, "reason": "pickled engine state is no longer read; "
                                 "the next round starts a fresh engine"})])
+
+
+@migration
+def m005_backbone_setting(db: sqlite_utils.Database) -> None:
+    """The library's backbone becomes an explicit setting.
+
+    Before, the app took the backbone with most embeddings, so ``aspl embed
+    --backbone X`` could silently switch it. Libraries without a ``backbone``
+    setting get the one they were using (most embeddings; ties: the name first
+    in order); empty libraries get it at their first import.
+    """
+    if db.execute("SELECT 1 FROM settings WHERE key = 'backbone'").fetchone():
+        return
+    row = db.execute("SELECT backbone FROM embeddings GROUP BY backbone "
+                     "ORDER BY COUNT(*) DESC, backbone LIMIT 1").fetchone()
+    if row is not None:
+        db.execute("INSERT INTO settings (key, value) VALUES ('backbone', ?)", [json.dumps(row[0])])

@@ -5,6 +5,7 @@ import json
 from typing import Any, Sequence
 
 from ._common import _Host, _now
+from .errors import NotFoundError
 from .state import pack_state, unpack_state
 
 
@@ -28,6 +29,16 @@ class RoundsMixin(_Host):
                              round_id])
             self.log_event("round_finished", "engine", round=round_id, **{
                 k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) or v is None})
+
+    def update_round_metrics(self, round_id: int, updates: dict[str, Any]) -> None:
+        """Merge ``updates`` into a finished round's metrics (work that ran after the round, e.g. fine-tuning)."""
+        with self.transaction():
+            raw = self._one("SELECT metrics FROM rounds WHERE id = ?", [round_id])
+            if raw is None:
+                raise NotFoundError(f"round {round_id} has no metrics (not found or not finished)")
+            metrics = {**json.loads(raw), **updates}
+            self.db.execute("UPDATE rounds SET metrics = ? WHERE id = ?",
+                            [json.dumps(metrics, default=float, sort_keys=True), round_id])
 
     def set_round_flagged(self, round_id: int, flagged: Sequence[int]) -> None:
         with self.transaction():
@@ -58,8 +69,6 @@ class RoundsMixin(_Host):
     def last_round_id(self) -> int | None:
         return self._one("SELECT MAX(id) FROM rounds WHERE finished_at IS NOT NULL")
 
-    # ---------------------------------------------------------- engine state
-    # (kept verbatim: these two are due to be replaced)
     # ---------------------------------------------------------- loop state
     def save_loop_state(self, backbone: str, state: dict[str, Any], round_id: int | None) -> None:
         """Store ``state`` (an :meth:`aspl.engine.ActiveLoop.state_dict`) for ``backbone`` as JSON + npz."""

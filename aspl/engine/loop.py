@@ -216,6 +216,25 @@ class ActiveLoop:
         rows = np.flatnonzero((y >= 0) & (w > 0))
         return self.last_.face_ids[rows], y[rows], w[rows]
 
+    def refit(self, face_ids: np.ndarray, X: np.ndarray) -> OneVsAllSVM:
+        """After fine-tuning: refit the last round's classifiers on new embeddings ``X`` of ``face_ids``,
+        on the same targets (:meth:`finetune_targets`), without advancing the round or the pace."""
+        fids, y, w = self.finetune_targets()
+        face_ids = np.asarray(face_ids, dtype=np.int64).reshape(-1)
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[0] != face_ids.size:
+            raise ValueError(f"need one embedding row per face id: {face_ids.size} ids, X {X.shape}")
+        row_of = {int(f): i for i, f in enumerate(face_ids)}
+        keep = np.array([int(f) in row_of for f in fids], dtype=bool)
+        rows = np.array([row_of[int(f)] for f in fids[keep]], dtype=np.int64)
+        if self.center and X.shape[0]:
+            self.mean_ = X.mean(0)
+        Z = self.transform(X)
+        self.model_ = self.model_.__class__(**self.model_.get_params()).fit(Z[rows], y[keep], w[keep])
+        if self.last_ is not None:
+            self.last_.result.model = self.model_
+        return self.model_
+
     # ------------------------------------------------------- state as data
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue, as JSON-able scalars and numpy arrays (no objects)."""

@@ -1,0 +1,194 @@
+"""Annotating one face at a time: the next face under a lease, suggestions, and the four answers.
+
+Answers are confirm (an existing person), new person, not a face and skip; each
+is one transaction that records an undoable action (see :mod:`.undo`).
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import numpy as np
+
+from storage import Library, NotFoundError
+
+from .errors import FaceClosedError
+from .settings import SCOPE_ANNOTATE
+from .undo import restore_auto, restore_labels, undoable
+from .views import FaceView, Suggestion
+
+
+def open_face(lib: Library, face_id: int) -> None:
+    """Raise :class:`FaceClosedError` unless ``face_id`` can take a label (status ``ok``)."""
+    f = lib.face(face_id)
+    if f["status"] != "ok":
+        raise FaceClosedError(f"face {face_id} is marked '{f['status']}'; undo that first")
+
+
+def label_face(lib: Library, face_id: int, person_id: int, annotator: str,
+               confidence: float = 1.0) -> dict[str, Any]:
+    """Human label (auto-labels on the face revoked, a rejection of that person lifted); the undo payload."""
+    open_face(lib, face_id)
+    lib.person_name(person_id)
+    removed_rej = lib.remove_rejection(face_id, person_id, annotator)
+    revoked = lib.revoke_face_labels(face_id, ("auto",), annotator)
+    lid = lib.add_label(face_id, person_id, "human", confidence=confidence, round=lib.last_round_id(),
+                        annotator=annotator)
+    return {"face_id": face_id, "person_id": person_id, "label_id": lid, "revoked_auto": revoked,
+            "removed_rejection": removed_rej}
+
+
+@undoable("label", lambda p: f"labelled face {p['face_id']} as {p.get('name', p['person_id'])}")
+def undo_label(svc: Any, lib: Library, p: dict, annotator: str) -> None:
+    """Revoke the human label, bring back the round's auto-labels, restore a lifted rejection."""
+    with contextlib.suppress(NotFoundError):
+        lib.revoke_label(p["label_id"], annotator)
+    restore_auto(lib, p.get("revoked_auto", []), annotator)
+    if p.get("removed_rejection"):
+        lib.add_rejection(p["face_id"], p["person_id"], annotator)
+
+
+@undoable("not_face", lambda p: f"marked face {p['face_id']} as not a face")
+def _undo_not_face(svc: Any, lib: Library, p: dict, annotator: str) -> None:
+    lib.set_face_status(p["face_id"], p["previous"], annotator)
+    restore_labels(lib, p.get("revoked", []), annotator)
+
+
+@undoable("skip", lambda p: f"skipped face {p['face_id']}")
+def _undo_skip(svc: Any, lib: Library, p: dict, annotator: str) -> None:
+    lib.remove_skip(p["face_id"], annotator)
+
+
+class AnnotateMixin:
+    """``next_face``, ``remaining``, ``face_view``, ``suggestions`` and the answers."""
+
+    def person_names(self) -> list[str]:
+        """Names of the live people, case-insensitively sorted."""
+        return sorted((p["name"] for p in self.library.people()), key=str.lower)
+
+    def person_name(self, person_id: int) -> str:
+        """The name of ``person_id`` (NotFoundError if there is no such person)."""
+        return self.library.person_name(person_id)
+
+    def has_faces(self) -> bool:
+        """True once the library holds at least one detected face."""
+        return self.library.has_faces()
+
+    def _candidates(self, annotator: str) -> list[int]:
+        lib = self.library
+        excl = lib.labelled_face_ids(("human", "seed")) | set(lib.face_ids("not_face"))
+        skipped = lib.skipped_face_ids(annotator, lib.last_round_id())
+        queue = [f for f in lib.queue() if f not in excl and f not in skipped]
+        inq = set(queue)
+        auto = lib.labelled_face_ids(("auto",))
+        rest = [f for f in lib.face_ids("ok") if f not in excl and f not in inq and f not in skipped]
+        rest.sort(key=lambda f: (f in auto, f))
+        return queue + rest + sorted(skipped - excl)
+
+    def next_face(self, annotator: str) -> int | None:
+        """The face to show ``annotator`` now, leased to them (None when every face is labelled)."""
+        annotator = self._check_annotator(annotator)
+        with self._lock:
+            return self.library.take_lease(annotator, self._candidates(annotator),
+                                           self.loop_settings().lease_seconds)
+
+    def remaining(self) -> int:
+        """Faces without a human label that are not marked 'not a face'."""
+        lib = self.library
+        return len(set(lib.face_ids("ok")) - lib.labelled_face_ids(("human", "seed")))
+
+    def face_view(self, face_id: int) -> FaceView:
+        """What the Annotate page shows about ``face_id``: box, status, live labels, queue rank."""
+        with self._lock:
+            lib = self.library
+            f = lib.face(face_id)
+            labels = lib.label_rows(face_id=face_id)
+            human = next((r for r in labels if r["source"] in ("human", "seed")), None)
+            auto = next((r for r in labels if r["source"] == "auto"), None)
+            for r in (human, auto):
+                if r is not None:
+                    r["name"] = lib.person_name(r["person_id"])
+            q = lib.queue()
+            return FaceView(face_id, f["path"], (f["x1"], f["y1"], f["x2"], f["y2"]), f["prob"], f["status"],
+                            human, auto, q.index(face_id) if face_id in q else None)
+
+    def suggestions(self, face_id: int, k: int = 5) -> list[Suggestion]:
+        """Top-``k`` people for a face: classifier scores, then FAISS neighbours' labels; rejected people never."""
+        with self._lock:
+            lib = self.library
+            backbone = self.backbone
+            x = lib.embedding(face_id, backbone)
+            if x is None:
+                return []
+            rejected = {p for _, p in lib.rejections(face_id)}
+            names = {p["id"]: p["name"] for p in lib.people()}
+            out: dict[int, Suggestion] = {}
+            model = self._model()
+            if model is not None and len(getattr(model, "classes_", [])) and model.n_features_in_ == x.size:
+                s = model.decision_function(x[None, :])[0]
+                for j in np.argsort(-s):
+                    p = int(model.classes_[j])
+                    if p in rejected or p not in names:
+                        continue
+                    out[p] = Suggestion(p, names[p], float(s[j]), "classifier", None)
+                    if len(out) >= k:
+                        break
+            idx = self._index(backbone)
+            if idx is not None and len(out) < k:
+                sims, nbrs = idx.search(x, min(64, max(1, idx.ntotal)))
+                valid = [(float(si), int(n)) for si, n in zip(sims[0], nbrs[0]) if n >= 0 and n != face_id]
+                who = lib.face_persons([n for _, n in valid])
+                for si, n in valid:
+                    p = who.get(n)
+                    if p is None or p in rejected or p in out or p not in names:
+                        continue
+                    out[p] = Suggestion(p, names[p], si, "neighbours", n)
+                    if len(out) >= k:
+                        break
+            res = list(out.values())[:k]
+            for sg in res:
+                if sg.thumb_face_id is None:
+                    sg.thumb_face_id = self.person_thumb(sg.person_id)
+            return res
+
+    def confirm(self, face_id: int, person_id: int, annotator: str, scope: str = SCOPE_ANNOTATE) -> int:
+        """Label ``face_id`` as ``person_id`` (a human label); returns the label id."""
+        annotator = self._check_annotator(annotator)
+        with self._lock, self.library.transaction():
+            lib = self.library
+            payload = label_face(lib, face_id, lib.resolve_person(person_id), annotator)
+            lib.release_leases(annotator, [face_id])
+            payload["name"] = lib.person_name(payload["person_id"])
+            lib.add_action(annotator, scope, "label", payload)
+            return payload["label_id"]
+
+    def new_person(self, face_id: int, name: str, annotator: str, scope: str = SCOPE_ANNOTATE) -> int:
+        """Label a face with a person's name, creating the person if new; returns the label id."""
+        annotator = self._check_annotator(annotator)
+        with self._lock, self.library.transaction():
+            pid = self.library.person_id(name, create=True, actor=annotator)
+            return self.confirm(face_id, pid, annotator, scope)
+
+    def not_face(self, face_id: int, annotator: str) -> None:
+        """Mark a detection as not a face (its labels revoked; never shown or auto-labelled again)."""
+        annotator = self._check_annotator(annotator)
+        with self._lock, self.library.transaction():
+            lib = self.library
+            prev = lib.set_face_status(face_id, "not_face", annotator)
+            revoked = [r["id"] for r in lib.label_rows(face_id=face_id)]
+            for lid in revoked:
+                lib.revoke_label(lid, annotator)
+            lib.release_leases(annotator, [face_id])
+            lib.add_action(annotator, SCOPE_ANNOTATE, "not_face", {"face_id": face_id, "previous": prev,
+                                                                    "revoked": revoked})
+
+    def skip(self, face_id: int, annotator: str) -> None:
+        """Put a face aside for this annotator until the next round (others still get it)."""
+        annotator = self._check_annotator(annotator)
+        with self._lock, self.library.transaction():
+            lib = self.library
+            lib.face(face_id)
+            lib.add_skip(face_id, annotator, lib.last_round_id())
+            lib.release_leases(annotator, [face_id])
+            lib.add_action(annotator, SCOPE_ANNOTATE, "skip", {"face_id": face_id})
+            lib.log_event("face_skipped", annotator, face_id=face_id)

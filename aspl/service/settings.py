@@ -1,0 +1,61 @@
+"""The labelling loop's settings, and the constants pages share with the service."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+SCOPE_ANNOTATE, SCOPE_REVIEW, SCOPE_PEOPLE = "annotate", "review", "people"
+SCOPES = (SCOPE_ANNOTATE, SCOPE_REVIEW, SCOPE_PEOPLE)
+REVIEW_SAMPLES = ("random", "low")
+
+
+@dataclass
+class LoopSettings:
+    """The labelling loop's settings (stored in the ``loop`` setting).
+
+    ``method`` and ``engine`` (overrides of the method's settings dataclass)
+    build the engine; ``center``: subtract the labelled mean before the engine
+    (stored with the loop state); ``lease_seconds``: how long a shown face stays
+    reserved for its annotator; ``review_random`` / ``review_low``: review sample
+    sizes; ``batch_size``: faces per batch grid; ``cluster_similarity``: cosine
+    similarity above which unclear faces are grouped for batch labelling.
+    ``engine['finetune_every'] = F`` fine-tunes a trainable backbone after every
+    F-th round (a background job; frozen backbones such as dlib are skipped).
+    """
+
+    method: str = "aspl-margin"  # margin queries: fewer labels than the paper rule (bench/results/engine.md)
+    engine: dict[str, Any] = field(default_factory=lambda: {"query_size": 50, "min_labels": 2})
+    lease_seconds: float = 120.0
+    review_random: int = 12
+    review_low: int = 12
+    batch_size: int = 24
+    cluster_similarity: float = 0.82
+    center: bool = False
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad setting."""
+        from ..engine import make_engine
+
+        make_engine(self.method, **self.engine)  # raises ValueError naming the bad setting / method
+        if not self.lease_seconds > 0:
+            raise ValueError(f"lease_seconds must be > 0, got {self.lease_seconds!r}")
+        for k in ("review_random", "review_low", "batch_size"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or int(v) != v or v < 0:
+                raise ValueError(f"{k} must be an integer >= 0, got {v!r}")
+        if not -1.0 <= self.cluster_similarity <= 1.0:
+            raise ValueError(f"cluster_similarity must be in [-1, 1], got {self.cluster_similarity!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> "LoopSettings":
+        """Settings from a stored dict; unknown keys are a ValueError naming the valid ones."""
+        d = dict(d or {})
+        valid = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(d) - valid)
+        if bad:
+            raise ValueError(f"unknown loop setting(s) {', '.join(bad)}; valid: {', '.join(sorted(valid))}")
+        return cls(**d)

@@ -1,0 +1,69 @@
+"""Plain view objects the service hands to the pages."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Suggestion:
+    """A person proposed for a face: ``source`` is ``classifier`` (SVM score) or ``neighbours`` (cosine)."""
+
+    person_id: int
+    name: str
+    score: float
+    source: str
+    thumb_face_id: int | None
+
+
+@dataclass
+class FaceView:
+    """What the Annotate page shows about one face."""
+
+    face_id: int
+    path: str
+    box: tuple[float, float, float, float]
+    prob: float
+    status: str
+    human: dict | None
+    auto: dict | None
+    queue_rank: int | None
+
+
+@dataclass
+class BatchGroup:
+    """Faces to label in one action: ``kind`` ``person`` (the model's auto-labels of one person)
+    or ``cluster`` (similar unclear faces, unnamed)."""
+
+    key: str
+    kind: str
+    title: str
+    face_ids: list[int]
+    person_id: int | None = None
+    scores: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass
+class ReviewItem:
+    """An auto-label to re-certify."""
+
+    face_id: int
+    person_id: int
+    name: str
+    confidence: float
+    sample: str
+    label_id: int
+    round: int | None
+
+
+@dataclass
+class ExportResult:
+    """Where an export wrote its files, and how many rows and people it holds."""
+
+    folder: Path
+    csv: Path
+    parquet: Path
+    crops: Path | None
+    crops_zip: Path | None
+    rows: int
+    people: int
