@@ -70,4 +70,7 @@ def test_run_writes_results(tmp_path, monkeypatch, capsys):
     assert (out / "results.csv").read_text().splitlines()[0] == ",".join(COLUMNS)
     assert (out / "accuracy.png").is_file() and (out / "summary.json").is_file()
     printed = capsys.readouterr().out
-    assert "aspl" in printed and "wrote" in printed
+    assert f"wrote {out / 'results.csv'}, {out / 'accuracy.png'}, {out / 'summary.json'}" in printed
+    with open(out / "results.csv") as f:
+        lines = f.read().splitlines()[1:]
+    assert len(lines) > 0 and {line.split(",")[COLUMNS.index("method")] for line in lines} >= {"aspl", "random"}

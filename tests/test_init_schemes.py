@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from models import MissingWeightsError, backbone_info, create_backbone
-from models._init_schemes import INIT_SCHEMES, colour_basis, dct_filters, gabor_filters, init_weights
+from models._init_schemes import (INIT_SCHEMES, _first_input_conv, colour_basis, dct_filters, gabor_filters,
+                                  init_weights)
 
 SCRATCH = ["overfeat-fast-025", "simplenet-v1-050", "resnet18-ibn-a", "resnet18-ibn-b", "hornet-nano-7x7",
            "unireplknet-a", "lsnet-t", "spartan-t", "lrcn-small"]
@@ -29,6 +30,18 @@ def test_every_family_builds_with_every_scheme(name: str, scheme: str):
     with torch.no_grad():
         out = emb(torch.randn(2, 3, info.input_size, info.input_size))
     assert out.shape == (2, info.embedding_dim) and torch.isfinite(out).all()
+    first = _first_input_conv(emb.net)
+    assert first is not None, f"{name} has no 3-channel input convolution"
+    w = first.weight.detach()
+    o, i, kh, kw = w.shape
+    if scheme in ("dct", "gabor"):  # the scheme reached the first convolution of this family
+        make = dct_filters if scheme == "dct" else gabor_filters
+        assert torch.allclose(w, make(o, i, kh, kw) * math.sqrt(2.0), atol=1e-6)
+    elif scheme == "orthogonal" and o <= i * kh * kw:
+        flat = w.flatten(1)
+        assert torch.allclose(flat @ flat.T, flat.pow(2).sum(1).mean() * torch.eye(o), atol=1e-3)
+    else:
+        assert abs(w.std().item() - math.sqrt(2 / (i * kh * kw))) < 0.35 * math.sqrt(2 / (i * kh * kw))
 
 
 def test_unknown_scheme_is_rejected():
