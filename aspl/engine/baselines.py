@@ -1,0 +1,87 @@
+"""Baselines on the same SVMs: CEAL (Wang et al. 2016), AL_RAND and AL_ALL."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import SOURCE_HUMAN, SOURCE_PSEUDO, CEALSettings, Engine, RoundResult, _empty
+from .measures import entropy, least_confidence, margin, softmax
+from .selection import UNLABELLED, ceal_pseudo_labels, ceal_threshold, select_highest, select_lowest
+
+
+class CEALEngine(Engine):
+    """Cost-Effective Active Learning (Wang et al. 2016) on the same SVMs.
+
+    Each round: train on human labels plus last round's pseudo-labels (weight
+    1); query the ``query_size`` most uncertain faces by ``criterion``;
+    pseudo-label (for the next round only) the faces whose entropy is below
+    the decaying threshold ``delta_t``.
+    """
+
+    name = "ceal"
+    settings_class = CEALSettings
+
+    def step(self, X: np.ndarray, labels: np.ndarray) -> RoundResult:
+        X, labels = self._check(X, labels)
+        s = self.settings
+        n = X.shape[0]
+        human = labels >= 0
+        y = np.full(n, UNLABELLED, dtype=np.int64)
+        w = np.zeros(n)
+        src = np.zeros(n, dtype=np.int8)
+        prev = (self.pseudo_labels_ >= 0) & ~human
+        y[prev], w[prev], src[prev] = self.pseudo_labels_[prev], 1.0, SOURCE_PSEUDO
+        y[human], w[human], src[human] = labels[human], 1.0, SOURCE_HUMAN
+        model = self._fit(X, y, w)
+        cand = np.flatnonzero(~human)
+        P = softmax(model.decision_function(X[cand]), s.temperature)
+        if s.criterion == "margin":
+            q = select_lowest(margin(P), s.query_size, self.rng_)
+        else:
+            measure = entropy(P) if s.criterion == "entropy" else least_confidence(P)
+            q = select_highest(measure, s.query_size, self.rng_)
+        queries = cand[q]
+        cols = ceal_pseudo_labels(P, ceal_threshold(self.round_, s.delta0, s.decay_rate))
+        if P.shape[1] < 2:
+            cols[:] = UNLABELLED  # one person: the softmax is trivially certain
+        cols[q] = UNLABELLED
+        pl = np.full(n, UNLABELLED, dtype=np.int64)
+        ok = cols >= 0
+        pl[cand[ok]] = model.classes_[cols[ok]]
+        pw = (pl >= 0).astype(np.float64)
+        self.pseudo_labels_, self.pseudo_weights_ = pl, pw
+        self.round_ += 1
+        return RoundResult(self.round_ - 1, model, queries, pl.copy(), pw.copy(), y, w, src)
+
+
+def _human_only_round(engine: "Engine", X: np.ndarray, labels: np.ndarray, queries: np.ndarray) -> RoundResult:
+    """A round of a baseline that trains on human labels only and makes no pseudo-labels."""
+    n = X.shape[0]
+    human = labels >= 0
+    y = np.where(human, labels, UNLABELLED)
+    w = human.astype(np.float64)
+    model = engine._fit(X, y, w)
+    engine.round_ += 1
+    none = np.full(n, UNLABELLED, dtype=np.int64)
+    return RoundResult(engine.round_ - 1, model, queries, none, np.zeros(n), y, w, human.astype(np.int8))
+
+
+class RandomEngine(Engine):
+    """AL_RAND: human labels only; the annotator labels ``query_size`` random faces per round."""
+
+    name = "random"
+
+    def step(self, X: np.ndarray, labels: np.ndarray) -> RoundResult:
+        X, labels = self._check(X, labels)
+        cand = np.flatnonzero(labels < 0)
+        k = min(self.settings.query_size, cand.size)
+        return _human_only_round(self, X, labels, self.rng_.choice(cand, size=k, replace=False) if k else _empty())
+
+
+class AllEngine(Engine):
+    """AL_ALL: human labels only, and every unlabelled face is asked at once (the ceiling)."""
+
+    name = "all"
+
+    def step(self, X: np.ndarray, labels: np.ndarray) -> RoundResult:
+        X, labels = self._check(X, labels)
+        return _human_only_round(self, X, labels, np.flatnonzero(labels < 0))
