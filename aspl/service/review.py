@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -101,32 +101,38 @@ class ReviewMixin:
                                         float(r["confidence"] or 0), "low", r["id"], r["round"]))
             return items
 
-    def accept_auto(self, face_id: int, person_id: int, annotator: str, sample: str = "random") -> int:
-        """The auto-label is right: it becomes a human label; counted for the precision estimate."""
+    def _review(self, face_id: int, person_id: int, annotator: str, sample: str, correct: bool,
+                apply: Callable[[Library, dict, int, str], Any]) -> Any:
+        """Record the review of the live auto-label ``face_id -> person_id``, then ``apply`` the verdict
+        (one transaction)."""
         annotator = self._check_annotator(annotator)
         _check_sample(sample)
         with self._lock, self.library.transaction():
             lib = self.library
             auto = live_auto(lib, face_id, person_id)
-            rid = lib.add_review(face_id, person_id, auto["round"], sample, True, annotator)
-            payload = label_face(lib, face_id, person_id, annotator, confidence=1.0)
+            rid = lib.add_review(face_id, person_id, auto["round"], sample, correct, annotator)
+            return apply(lib, auto, rid, annotator)
+
+    def accept_auto(self, face_id: int, person_id: int, annotator: str, sample: str = "random") -> int:
+        """The auto-label is right: it becomes a human label; counted for the precision estimate."""
+        def accept(lib: Library, auto: dict, rid: int, who: str) -> int:
+            payload = label_face(lib, face_id, person_id, who, confidence=1.0)
             payload["review_id"] = rid
-            lib.add_action(annotator, SCOPE_REVIEW, "review_accept", payload)
+            lib.add_action(who, SCOPE_REVIEW, "review_accept", payload)
             return payload["label_id"]
+
+        return self._review(face_id, person_id, annotator, sample, True, accept)
 
     def reject_auto(self, face_id: int, person_id: int, annotator: str, sample: str = "random") -> None:
         """The auto-label is wrong: revoked, and the face is never auto-labelled or suggested as that person."""
-        annotator = self._check_annotator(annotator)
-        _check_sample(sample)
-        with self._lock, self.library.transaction():
-            lib = self.library
-            auto = live_auto(lib, face_id, person_id)
-            rid = lib.add_review(face_id, person_id, auto["round"], sample, False, annotator)
-            lib.revoke_label(auto["id"], annotator)
-            added = lib.add_rejection(face_id, person_id, annotator)
-            lib.add_action(annotator, SCOPE_REVIEW, "review_reject", {
+        def reject(lib: Library, auto: dict, rid: int, who: str) -> None:
+            lib.revoke_label(auto["id"], who)
+            added = lib.add_rejection(face_id, person_id, who)
+            lib.add_action(who, SCOPE_REVIEW, "review_reject", {
                 "face_id": face_id, "person_id": person_id, "label_id": auto["id"], "review_id": rid,
                 "rejection_added": added})
+
+        self._review(face_id, person_id, annotator, sample, False, reject)
 
     def precision(self, sample: str = "random", confidence: float = 0.95) -> Any:
         """Auto-label precision from the reviewed ``sample`` (Wilson interval; random sample: unbiased)."""
