@@ -28,7 +28,11 @@ def _new_person(face_id: int) -> None:
 
 
 def _not_face(face_id: int) -> None:
-    common.guarded(svc.not_face, face_id, who, ok=f"Face #{face_id} marked as not a face")
+    marked = common.guarded(svc.not_face, face_id, who)
+    if marked:
+        common.flash("success", f"Face #{face_id} marked as not a face")
+    elif marked is False:
+        common.flash("info", f"Face #{face_id} has another annotator's label: sent to Review for a decision")
 
 
 def _skip(face_id: int) -> None:

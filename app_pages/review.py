@@ -1,4 +1,5 @@
-"""Review: re-certify auto-labels (random sample + lowest confidence), precision estimate, flagged labels."""
+"""Review: re-certify auto-labels (random sample + lowest confidence), precision estimate, flagged labels,
+conflicts between annotators."""
 from __future__ import annotations
 
 import streamlit as st
@@ -89,3 +90,24 @@ for fl in flagged:
     c.selectbox("It is someone else", options=svc.person_names(), index=None, accept_new_options=True,
                 key=f"flag_move_{fl['face_id']}", on_change=_move, args=(fl["face_id"],),
                 placeholder="type the right name")
+
+
+st.subheader("Conflicts between annotators")
+conflicts = svc.open_conflicts()
+if not conflicts:
+    st.caption("None: no annotator has objected to another's label.")
+
+
+def _resolve(conflict_id: int, decision: str) -> None:
+    common.guarded(svc.resolve_conflict, conflict_id, decision, who, ok="Conflict decided")
+
+
+for c in conflicts:
+    a, b = st.columns([1, 4], vertical_alignment="center")
+    a.image(common.crop(c["face_id"]), width=96)
+    b.markdown(f"Face #{c['face_id']}: **{c['raised_by']}** says it is not a face; **{c['labelled_by'] or '?'}** "
+               f"labelled it **{c['name'] or '?'}**.")
+    k, n = b.columns(2)
+    k.button(f"It is {c['name'] or 'a face'}", key=f"cf_keep_{c['id']}", on_click=_resolve,
+             args=(c["id"], "keep_label"))
+    n.button("Not a face", key=f"cf_nf_{c['id']}", on_click=_resolve, args=(c["id"], "not_face"))

@@ -262,3 +262,21 @@ def m005_backbone_setting(db: sqlite_utils.Database) -> None:
                      "ORDER BY COUNT(*) DESC, backbone LIMIT 1").fetchone()
     if row is not None:
         db.execute("INSERT INTO settings (key, value) VALUES ('backbone', ?)", [json.dumps(row[0])])
+
+
+@migration
+def m008_conflicts(db: sqlite_utils.Database) -> None:
+    """Conflicts between annotators, decided by a reviewer instead of silently overwritten: e.g. "not a face"
+    on a face another annotator labelled (``kind`` ``not_face``; ``label_id`` the label in question)."""
+    db.execute("""CREATE TABLE conflicts (
+        id INTEGER PRIMARY KEY,
+        face_id INTEGER NOT NULL REFERENCES faces(id),
+        kind TEXT NOT NULL,
+        label_id INTEGER REFERENCES labels(id),
+        raised_by TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        resolved_at TEXT,
+        resolved_by TEXT,
+        resolution TEXT
+    )""")
+    db.execute("CREATE INDEX conflicts_open ON conflicts(resolved_at, face_id)")

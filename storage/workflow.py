@@ -10,41 +10,63 @@ from .errors import NotFoundError
 
 
 class WorkflowMixin(_Host):
-    """Owns the ``leases``, ``queue``, ``skips``, ``actions`` and ``reviews`` tables."""
+    """Owns the ``leases``, ``queue``, ``skips``, ``actions``, ``reviews`` and ``conflicts`` tables."""
 
     # ---------------------------------------------------------------- leases
-    def take_lease(self, annotator: str, candidates: Sequence[int], seconds: float,
-                   now: float | None = None) -> int | None:
-        """Lease the first of ``candidates`` not leased by someone else; the annotator's own live lease
-        on a candidate wins (a reload shows the same face). Expired leases are free; the annotator's
-        leases on faces no longer among ``candidates`` are dropped. Returns the face id or None."""
+    def take_next_face(self, annotator: str, seconds: float, round_id: int | None,
+                       now: float | None = None) -> int | None:
+        """Choose and lease the face to show ``annotator`` next, in one write transaction (so two
+        annotators, in one process or several, never get the same face). Returns None when none is left.
+
+        Order: the annotator's own live lease (a reload shows the same face); the round's queue by rank;
+        faces without any label, then auto-labelled ones, by id; last, faces this annotator skipped in
+        round ``round_id``. Never: faces with a human/seed label, faces marked not a face, faces leased by
+        someone else. The annotator's other leases are released (one face at a time).
+        """
         now = time.time() if now is None else now
+        p = {"a": annotator, "r": round_id}
+        open_ = ("f.status = 'ok' AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.face_id = f.id AND l.revoked = 0 "
+                 "AND l.source IN ('human', 'seed')) AND NOT EXISTS (SELECT 1 FROM leases o "
+                 "WHERE o.face_id = f.id AND o.annotator != :a)")
+        fresh = "NOT EXISTS (SELECT 1 FROM skips s WHERE s.face_id = f.id AND s.annotator = :a AND s.round IS :r)"
+        unqueued = "NOT EXISTS (SELECT 1 FROM queue q WHERE q.face_id = f.id)"
+        no_label = "NOT EXISTS (SELECT 1 FROM labels l WHERE l.face_id = f.id AND l.revoked = 0)"
+        tiers = (
+            f"SELECT f.id FROM leases m JOIN faces f ON f.id = m.face_id WHERE m.annotator = :a AND {open_} "
+            f"AND {fresh} ORDER BY m.expires_at DESC LIMIT 1",
+            f"SELECT f.id FROM queue q JOIN faces f ON f.id = q.face_id WHERE {open_} AND {fresh} "
+            f"ORDER BY q.rank LIMIT 1",
+            f"SELECT f.id FROM faces f WHERE {open_} AND {fresh} AND {unqueued} AND {no_label} ORDER BY f.id LIMIT 1",
+            f"SELECT f.id FROM faces f WHERE {open_} AND {fresh} AND {unqueued} ORDER BY f.id LIMIT 1",
+            f"SELECT f.id FROM skips s JOIN faces f ON f.id = s.face_id WHERE s.annotator = :a AND s.round IS :r "
+            f"AND {open_} ORDER BY f.id LIMIT 1",
+        )
         with self.transaction():
             self.db.execute("DELETE FROM leases WHERE expires_at <= ?", [now])
-            cand = set(int(c) for c in candidates)
-            mine = [r[0] for r in self.db.execute(
-                "SELECT face_id FROM leases WHERE annotator = ? ORDER BY expires_at DESC", [annotator])]
-            stale = [f for f in mine if f not in cand]
-            for f in stale:
-                self.db.execute("DELETE FROM leases WHERE face_id = ?", [f])
-            mine = [f for f in mine if f in cand]
-            if mine:
-                face = mine[0]
-            else:
-                others = {r[0] for r in self.db.execute("SELECT face_id FROM leases WHERE annotator != ?", [annotator])}
-                face = next((int(c) for c in candidates if int(c) not in others), None)
-                if face is None:
-                    return None
-            self._insert("leases", {"face_id": face, "annotator": annotator, "expires_at": now + seconds},
-                         replace=True)
+            face = None
+            for sql in tiers:
+                row = self.db.execute(sql, p).fetchone()
+                if row is not None:
+                    face = int(row[0])
+                    break
+            self.db.execute("DELETE FROM leases WHERE annotator = ? AND face_id IS NOT ?", [annotator, face])
+            if face is not None:
+                self.db.execute("INSERT INTO leases (face_id, annotator, expires_at) VALUES (?, ?, ?) "
+                                "ON CONFLICT(face_id) DO UPDATE SET expires_at = excluded.expires_at",
+                                [face, annotator, now + seconds])
             return face
 
-    def lease(self, face_id: int, annotator: str, seconds: float, now: float | None = None) -> None:
-        """Lease a face to ``annotator`` (replacing any lease on it)."""
+    def lease(self, face_id: int, annotator: str, seconds: float, now: float | None = None) -> bool:
+        """Lease a face to ``annotator`` unless someone else holds a live lease on it (a lease is never
+        stolen). Returns whether ``annotator`` holds it now."""
         now = time.time() if now is None else now
         with self.transaction():
-            self._insert("leases", {"face_id": face_id, "annotator": annotator, "expires_at": now + seconds},
-                         replace=True)
+            self.db.execute("INSERT INTO leases (face_id, annotator, expires_at) VALUES (?, ?, ?) "
+                            "ON CONFLICT(face_id) DO UPDATE SET annotator = excluded.annotator, "
+                            "expires_at = excluded.expires_at "
+                            "WHERE leases.annotator = excluded.annotator OR leases.expires_at <= ?",
+                            [face_id, annotator, now + seconds, now])
+            return self._one("SELECT annotator FROM leases WHERE face_id = ?", [face_id]) == annotator
 
     def release_leases(self, annotator: str, face_ids: Sequence[int] | None = None) -> None:
         with self.transaction():
@@ -54,10 +76,18 @@ class WorkflowMixin(_Host):
                 for f in face_ids:
                     self.db.execute("DELETE FROM leases WHERE annotator = ? AND face_id = ?", [annotator, int(f)])
 
-    def clear_leases(self) -> int:
-        """Drop every lease (a new round re-ranks the faces to ask); returns how many."""
+    def clear_leases(self, keep: Sequence[int] = ()) -> int:
+        """Drop every lease except those on ``keep`` (a round keeps the leases of faces it still queues:
+        an annotator looking at one keeps it); returns how many were dropped."""
         with self.transaction():
-            return int(self.db.execute("DELETE FROM leases").rowcount)
+            if not keep:
+                return int(self.db.execute("DELETE FROM leases").rowcount)
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS _keep (face_id INTEGER PRIMARY KEY)")
+            self.db.execute("DELETE FROM _keep")
+            self.db.conn.executemany("INSERT OR IGNORE INTO _keep VALUES (?)", [(int(f),) for f in keep])
+            n = self.db.execute("DELETE FROM leases WHERE face_id NOT IN (SELECT face_id FROM _keep)").rowcount
+            self.db.execute("DELETE FROM _keep")
+            return int(n)
 
     def leased_faces(self, exclude_annotator: str | None = None, now: float | None = None) -> dict[int, str]:
         """Live leases: face id -> annotator (optionally without one annotator's)."""
@@ -141,3 +171,46 @@ class WorkflowMixin(_Host):
     def reviews(self, sample: str | None = None, round_id: int | None = None) -> list[dict]:
         where, params = equal_filters(sample=sample, round=round_id)
         return self._rows("SELECT * FROM reviews" + where_sql(["withdrawn = 0", *where]) + " ORDER BY id", params)
+
+    # ------------------------------------------------------------- conflicts
+    def add_conflict(self, face_id: int, kind: str, label_id: int | None, raised_by: str) -> int:
+        """Record a conflict on ``face_id`` for a reviewer (an open one of the same kind is reused)."""
+        with self.transaction():
+            cur = self._one("SELECT id FROM conflicts WHERE face_id = ? AND kind = ? AND resolved_at IS NULL",
+                            [face_id, kind])
+            if cur is not None:
+                return int(cur)
+            cid = self._insert("conflicts", {"face_id": face_id, "kind": kind, "label_id": label_id,
+                                             "raised_by": raised_by, "created_at": _now()})
+            self.log_event("conflict_raised", raised_by, conflict=cid, face_id=face_id, conflict_kind=kind)
+            return cid
+
+    def conflicts(self, open_only: bool = True) -> list[dict]:
+        """Conflicts, oldest first (``open_only``: not resolved yet)."""
+        where = ["resolved_at IS NULL"] if open_only else []
+        return self._rows("SELECT * FROM conflicts" + where_sql(where) + " ORDER BY id")
+
+    def conflict(self, conflict_id: int) -> dict:
+        rows = self._rows("SELECT * FROM conflicts WHERE id = ?", [conflict_id])
+        if not rows:
+            raise NotFoundError(f"conflict {conflict_id} not found")
+        return rows[0]
+
+    def resolve_conflict(self, conflict_id: int, resolution: str | None, actor: str | None) -> None:
+        """Mark a conflict resolved with ``resolution`` (None: open it again, e.g. on undo)."""
+        with self.transaction():
+            if resolution is None:
+                self.db.execute("UPDATE conflicts SET resolved_at = NULL, resolved_by = NULL, resolution = NULL "
+                                "WHERE id = ?", [conflict_id])
+            else:
+                n = self.db.execute("UPDATE conflicts SET resolved_at = ?, resolved_by = ?, resolution = ? "
+                                    "WHERE id = ? AND resolved_at IS NULL",
+                                    [_now(), actor, resolution, conflict_id]).rowcount
+                if not n:
+                    raise NotFoundError(f"no open conflict {conflict_id}")
+            self.log_event("conflict_resolved", actor, conflict=conflict_id, resolution=resolution)
+
+    def withdraw_conflict(self, conflict_id: int) -> None:
+        """Delete a conflict that was raised by mistake (its raiser undid it)."""
+        with self.transaction():
+            self.db.execute("DELETE FROM conflicts WHERE id = ?", [conflict_id])

@@ -42,3 +42,20 @@ def test_review_before_any_round(tmp_path, monkeypatch):
     build_synthetic(tmp_path / "lib")[0].close()
     at = page(app_test(monkeypatch, tmp_path / "lib"), "review")
     assert not at.exception and "No auto-labels waiting for review" in texts(at)
+
+
+def test_a_conflict_is_decided_on_the_review_page(tmp_path, monkeypatch):
+    lib, truth = build_synthetic(tmp_path / "lib", human_per_person=1)
+    svc = Service(lib)
+    face = svc.next_face("alice")
+    lid = svc.confirm(face, lib.person_id(truth[face]), "alice")
+    assert svc.not_face(face, "bob") is False
+    lib.close()
+    at = page(app_test(monkeypatch, tmp_path / "lib", annotator="carol"), "review")
+    assert "bob** says it is not a face" in texts(at) and f"labelled it **{truth[face]}**" in texts(at)
+    (cid,) = [b.key[len("cf_nf_"):] for b in at.button if b.key and b.key.startswith("cf_nf_")]
+    at.button(key=f"cf_nf_{cid}").click().run()
+    assert not at.exception and "Conflict decided" in texts(at)
+    lib = type(lib)(tmp_path / "lib")
+    assert lib.face(face)["status"] == "not_face" and lib.label(lid)["revoked"] == 1
+    assert lib.conflict(int(cid))["resolved_by"] == "carol"

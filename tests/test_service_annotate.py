@@ -124,13 +124,46 @@ def test_all_labelled_gives_none():
     assert svc.next_face("alice") is None and svc.remaining() == 0
 
 
-def test_a_round_reranks_even_a_held_face(svc_truth):
+def test_a_round_keeps_a_held_face_and_reranks_the_rest(svc_truth):
     svc, _ = svc_truth
     held = svc.next_face("alice")
+    other = svc.next_face("bob")
     svc.run_round("admin")
-    assert svc.next_face("alice") == svc.library.queue()[0]
+    lib = svc.library
+    # a face still queued stays with the annotator looking at it; the next face follows the new ranking
+    assert svc.next_face("alice") == held and svc.next_face("bob") == other
+    svc.skip(held, "alice")
+    assert svc.next_face("alice") == next(f for f in lib.queue() if f not in (held, other))
     # query size 50 > faces: the new ranking holds every face without a human label, the held one too
     lib = svc.library
     assert set(lib.queue()) == set(lib.face_ids("ok")) - lib.labelled_face_ids(("human", "seed"))
     assert held in lib.queue()
-    assert svc.library.leased_faces() == {svc.library.queue()[0]: "alice"}  # the old lease was dropped
+    assert set(svc.library.leased_faces().values()) == {"alice", "bob"} and len(svc.library.leased_faces()) == 2
+
+
+def test_not_a_face_on_another_annotators_label_is_a_conflict_not_a_revoke(svc_truth):
+    svc, truth = svc_truth
+    lib = svc.library
+    face = svc.next_face("alice")
+    pid = lib.person_id(truth[face])
+    lid = svc.confirm(face, pid, "alice")
+    assert svc.not_face(face, "bob") is False  # bob objects: alice's label stays, a reviewer decides
+    assert lib.face(face)["status"] == "ok" and lib.label(lid)["revoked"] == 0
+    (c,) = svc.open_conflicts()
+    assert (c["face_id"], c["raised_by"], c["labelled_by"], c["name"]) == (face, "bob", "alice", truth[face])
+    svc.undo("bob")  # bob changes his mind: the conflict is withdrawn
+    assert svc.open_conflicts() == []
+    svc.not_face(face, "bob")
+    (c,) = svc.open_conflicts()
+    svc.resolve_conflict(c["id"], "not_face", "carol")
+    assert lib.face(face)["status"] == "not_face" and lib.label(lid)["revoked"] == 1
+    assert svc.open_conflicts() == []
+    svc.undo("carol", "review")  # the decision is undoable: the label comes back, the conflict reopens
+    assert lib.face(face)["status"] == "ok" and lib.label(lid)["revoked"] == 0
+    assert [x["id"] for x in svc.open_conflicts()] == [c["id"]]
+    svc.resolve_conflict(c["id"], "keep_label", "carol")
+    assert lib.label(lid)["revoked"] == 0 and svc.open_conflicts() == []
+    with pytest.raises(ValueError, match="valid choices: keep_label, not_face"):
+        svc.resolve_conflict(c["id"], "maybe", "carol")
+    assert svc.not_face(face, "alice") is True  # her own label: she may correct herself
+    assert lib.face(face)["status"] == "not_face"

@@ -41,3 +41,16 @@ def test_human_label_wins_over_auto_and_names_are_made_safe(tmp_path):
     for p in res.crops.rglob("*"):
         assert res.crops in p.parents
     assert not (tmp_path / "etc").exists()
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_escaped(tmp_path):
+    svc, truth = synthetic_service(tmp_path / "lib", human_per_person=1)
+    lib = svc.library
+    evil = '=HYPERLINK("http://evil.example","x")'
+    first, second = sorted(lib.labelled_face_ids())[:2]  # one face of each of two people
+    svc.rename_person(lib.person_id(truth[first]), evil, "mallory")
+    svc.rename_person(lib.person_id(truth[second]), "-1+2", "mallory")
+    res = svc.export(crops=False)
+    cells = set(pd.read_csv(res.csv)["person"])
+    assert "'" + evil in cells and "'-1+2" in cells and evil not in cells
+    assert evil in set(pd.read_parquet(res.parquet)["person"])  # Parquet keeps the name as it is

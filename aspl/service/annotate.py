@@ -12,7 +12,7 @@ import numpy as np
 
 from storage import Library, NotFoundError
 
-from .errors import FaceClosedError
+from .errors import FaceClosedError, ServiceError
 from .settings import SCOPE_ANNOTATE
 from .undo import restore_auto, restore_labels, undoable
 from .views import FaceView, Suggestion
@@ -38,6 +38,21 @@ def label_face(lib: Library, face_id: int, person_id: int, annotator: str,
             "removed_rejection": removed_rej}
 
 
+def mark_not_face(lib: Library, face_id: int, actor: str) -> dict[str, Any]:
+    """Set the face's status to ``not_face`` and revoke its live labels; returns the undo payload."""
+    prev = lib.set_face_status(face_id, "not_face", actor)
+    revoked = [r["id"] for r in lib.label_rows(face_id=face_id)]
+    for lid in revoked:
+        lib.revoke_label(lid, actor)
+    return {"face_id": face_id, "previous": prev, "revoked": revoked}
+
+
+def unmark_not_face(lib: Library, p: dict, actor: str) -> None:
+    """Undo :func:`mark_not_face` from its payload."""
+    lib.set_face_status(p["face_id"], p["previous"], actor)
+    restore_labels(lib, p.get("revoked", []), actor)
+
+
 @undoable("label", lambda p: f"labelled face {p['face_id']} as {p.get('name', p['person_id'])}")
 def undo_label(svc: Any, lib: Library, p: dict, annotator: str) -> None:
     """Revoke the human label, bring back the round's auto-labels, restore a lifted rejection."""
@@ -50,8 +65,14 @@ def undo_label(svc: Any, lib: Library, p: dict, annotator: str) -> None:
 
 @undoable("not_face", lambda p: f"marked face {p['face_id']} as not a face")
 def _undo_not_face(svc: Any, lib: Library, p: dict, annotator: str) -> None:
-    lib.set_face_status(p["face_id"], p["previous"], annotator)
-    restore_labels(lib, p.get("revoked", []), annotator)
+    unmark_not_face(lib, p, annotator)
+
+
+@undoable("conflict", lambda p: f"sent face {p['face_id']} to review as not a face")
+def _undo_conflict(svc: Any, lib: Library, p: dict, annotator: str) -> None:
+    if lib.conflict(p["conflict"])["resolved_at"] is not None:
+        raise ServiceError(f"a reviewer already decided the conflict on face {p['face_id']}")
+    lib.withdraw_conflict(p["conflict"])
 
 
 @undoable("skip", lambda p: f"skipped face {p['face_id']}")
@@ -74,23 +95,16 @@ class AnnotateMixin:
         """True once the library holds at least one detected face."""
         return self.library.has_faces()
 
-    def _candidates(self, annotator: str) -> list[int]:
-        lib = self.library
-        excl = lib.labelled_face_ids(("human", "seed")) | set(lib.face_ids("not_face"))
-        skipped = lib.skipped_face_ids(annotator, lib.last_round_id())
-        queue = [f for f in lib.queue() if f not in excl and f not in skipped]
-        inq = set(queue)
-        auto = lib.labelled_face_ids(("auto",))
-        rest = [f for f in lib.face_ids("ok") if f not in excl and f not in inq and f not in skipped]
-        rest.sort(key=lambda f: (f in auto, f))
-        return queue + rest + sorted(skipped - excl)
-
     def next_face(self, annotator: str) -> int | None:
-        """The face to show ``annotator`` now, leased to them (None when every face is labelled)."""
+        """The face to show ``annotator`` now, leased to them (None when no face is left for them).
+
+        Chosen and leased in one write transaction (see :meth:`storage.Library.take_next_face`), so two
+        annotators, even on two processes, never get the same face.
+        """
         annotator = self._check_annotator(annotator)
         with self._lock:
-            return self.library.take_lease(annotator, self._candidates(annotator),
-                                           self.loop_settings().lease_seconds)
+            lib = self.library
+            return lib.take_next_face(annotator, self.loop_settings().lease_seconds, lib.last_round_id())
 
     def remaining(self) -> int:
         """Faces without a human label that are not marked 'not a face'."""
@@ -169,18 +183,26 @@ class AnnotateMixin:
             pid = self.library.person_id(name, create=True, actor=annotator)
             return self.confirm(face_id, pid, annotator, scope)
 
-    def not_face(self, face_id: int, annotator: str) -> None:
-        """Mark a detection as not a face (its labels revoked; never shown or auto-labelled again)."""
+    def not_face(self, face_id: int, annotator: str) -> bool:
+        """Mark a detection as not a face (its labels revoked; never shown or auto-labelled again).
+
+        If another annotator gave the face a human label, nothing is revoked: a conflict goes to the Review
+        page for a reviewer to decide (see :meth:`resolve_conflict`). Returns True if the face was marked,
+        False if a conflict was raised instead.
+        """
         annotator = self._check_annotator(annotator)
         with self._lock, self.library.transaction():
             lib = self.library
-            prev = lib.set_face_status(face_id, "not_face", annotator)
-            revoked = [r["id"] for r in lib.label_rows(face_id=face_id)]
-            for lid in revoked:
-                lib.revoke_label(lid, annotator)
+            theirs = [r for r in lib.label_rows(("human", "seed"), face_id=face_id)
+                      if r["source"] == "human" and r["annotator"] != annotator]
             lib.release_leases(annotator, [face_id])
-            lib.add_action(annotator, SCOPE_ANNOTATE, "not_face", {"face_id": face_id, "previous": prev,
-                                                                    "revoked": revoked})
+            if theirs:
+                cid = lib.add_conflict(face_id, "not_face", theirs[0]["id"], annotator)
+                lib.add_action(annotator, SCOPE_ANNOTATE, "conflict", {"face_id": face_id, "conflict": cid,
+                                                                        "label_id": theirs[0]["id"]})
+                return False
+            lib.add_action(annotator, SCOPE_ANNOTATE, "not_face", mark_not_face(lib, face_id, annotator))
+            return True
 
     def skip(self, face_id: int, annotator: str) -> None:
         """Put a face aside for this annotator until the next round (others still get it)."""

@@ -8,7 +8,7 @@ import numpy as np
 
 from storage import Library, NotFoundError
 
-from .annotate import label_face, undo_label
+from .annotate import label_face, mark_not_face, undo_label, unmark_not_face
 from .core import library_backbone, load_loop
 from .errors import ServiceError
 from .rounds import review_precision
@@ -67,6 +67,16 @@ def _undo_confirm_flag(svc: Any, lib: Library, p: dict, annotator: str) -> None:
     if last is not None and last["id"] == p["round"] and p["face_id"] not in last["flagged"]:
         lib.set_round_flagged(last["id"], last["flagged"] + [p["face_id"]])
     engine_recert(lib, p["face_id"], "reset")
+
+
+CONFLICT_DECISIONS = ("keep_label", "not_face")
+
+
+@undoable("resolve_conflict", lambda p: f"decided the conflict on face {p['face_id']}: {p['decision']}")
+def _undo_resolve_conflict(svc: Any, lib: Library, p: dict, annotator: str) -> None:
+    if p.get("marked"):
+        unmark_not_face(lib, p["marked"], annotator)
+    lib.resolve_conflict(p["conflict"], None, annotator)
 
 
 class ReviewMixin:
@@ -169,3 +179,30 @@ class ReviewMixin:
             lib.set_round_flagged(last["id"], [f for f in last["flagged"] if f != face_id])
             lib.log_event("flag_confirmed", annotator, face_id=face_id)
             lib.add_action(annotator, SCOPE_REVIEW, "confirm_flag", {"face_id": face_id, "round": last["id"]})
+
+    def open_conflicts(self) -> list[dict]:
+        """Undecided conflicts: the face, the label in question (person, who gave it) and who objected."""
+        with self._lock:
+            lib = self.library
+            out = []
+            for c in lib.conflicts():
+                lab = lib.label(c["label_id"]) if c["label_id"] is not None else None
+                out.append({**c, "person_id": lab["person_id"] if lab else None,
+                            "name": lib.person_name(lab["person_id"]) if lab else None,
+                            "labelled_by": lab["annotator"] if lab else None,
+                            "label_live": bool(lab) and not lab["revoked"]})
+            return out
+
+    def resolve_conflict(self, conflict_id: int, decision: str, reviewer: str) -> None:
+        """Decide a conflict: ``keep_label`` (the face stays labelled) or ``not_face`` (marked, labels
+        revoked). Undoable on the Review page."""
+        reviewer = self._check_annotator(reviewer)
+        if decision not in CONFLICT_DECISIONS:
+            raise ValueError(f"unknown decision {decision!r}; valid choices: {', '.join(CONFLICT_DECISIONS)}")
+        with self._lock, self.library.transaction():
+            lib = self.library
+            c = lib.conflict(conflict_id)
+            marked = mark_not_face(lib, c["face_id"], reviewer) if decision == "not_face" else None
+            lib.resolve_conflict(conflict_id, decision, reviewer)
+            lib.add_action(reviewer, SCOPE_REVIEW, "resolve_conflict", {
+                "face_id": c["face_id"], "conflict": conflict_id, "decision": decision, "marked": marked})

@@ -1,0 +1,65 @@
+"""Several annotators in several processes on one library file, while rounds run: every face is handed to
+one annotator at a time, every answer is accepted, nothing is labelled twice."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from apphelpers import build_synthetic
+from aspl.service import Service
+from storage import Library
+
+TESTS = Path(__file__).resolve().parent
+
+WORKER = textwrap.dedent("""
+    import json, sys
+    sys.path[:0] = [{tests!r}, {repo!r}]
+    from aspl.service import Service
+    from storage import Library
+    lib = Library({root!r})
+    svc = Service(lib)
+    truth = json.loads({truth!r})
+    name, n = sys.argv[1], int(sys.argv[2])
+    shown, refused = [], []
+    for _ in range(n):
+        f = svc.next_face(name)
+        if f is None:
+            break
+        shown.append(f)
+        try:
+            svc.new_person(f, truth[str(f)], name)
+        except Exception as e:  # report any refusal to the parent, which fails the test
+            refused.append([f, type(e).__name__, str(e)])
+    print(json.dumps({{"shown": shown, "refused": refused}}))
+""")
+
+
+def test_two_processes_annotating_while_rounds_run_never_share_a_face(tmp_path):
+    root = tmp_path / "lib"
+    lib, truth = build_synthetic(root, n_people=4, per_person=30, human_per_person=1)
+    lib.close()
+    code = WORKER.format(tests=str(TESTS), repo=str(TESTS.parent), root=str(root),
+                         truth=json.dumps({str(k): v for k, v in truth.items()}))
+    procs = [subprocess.Popen([sys.executable, "-c", code, who, "40"], stdout=subprocess.PIPE, text=True)
+             for who in ("alice", "bob")]
+    lib = Library(root)
+    svc = Service(lib)
+    rounds = 0
+    while any(p.poll() is None for p in procs) and rounds < 5:
+        svc.run_round("admin")
+        rounds += 1
+    outs = {}
+    for who, p in zip(("alice", "bob"), procs):
+        out, _ = p.communicate(timeout=120)
+        assert p.returncode == 0
+        outs[who] = json.loads(out.strip().splitlines()[-1])
+    assert rounds >= 1
+    assert outs["alice"]["refused"] == [] and outs["bob"]["refused"] == []
+    a, b = outs["alice"]["shown"], outs["bob"]["shown"]
+    assert len(a) == len(b) == 40 and not set(a) & set(b)  # never the same face twice
+    humans = lib.label_rows(("human",))
+    assert len(humans) == 4 + 80 and len({r["face_id"] for r in humans}) == 84
+    assert all(lib.person_name(r["person_id"]) == truth[r["face_id"]] for r in humans)
