@@ -14,11 +14,11 @@ CHOICES = {"query_measure": list(ASPL_QUERIES), "criterion": list(CEAL_CRITERIA)
 
 svc = common.service()
 st.title("Admin")
-common.require_admin()
+who = common.require_role("admin")
 common.show_flashes()
-who = common.annotator() or "admin"
 
-tab_loop, tab_hist, tab_backbone, tab_export = st.tabs(["Loop", "History", "Backbone", "Export"])
+tab_loop, tab_hist, tab_backbone, tab_export, tab_users = st.tabs(
+    ["Loop", "History", "Backbone", "Export", "Accounts"])
 
 # -------------------------------------------------------------------- loop
 with tab_loop:
@@ -162,13 +162,39 @@ with tab_export:
             d3.download_button("crops.zip (folder per person)", res.crops_zip.read_bytes(), "crops.zip",
                                "application/zip", key="dl_zip")
 
-st.divider()
-with st.expander("Admin password"):
-    with st.form("change_pw"):
-        p1 = st.text_input("New admin password", type="password")
-        if st.form_submit_button("Change"):
-            common.guarded(svc.set_admin_password, p1, who, ok="Password changed.")
+# ---------------------------------------------------------------- accounts
+with tab_users:
+    from aspl.service import ROLES
+
+    users = svc.users()
+    st.dataframe(pd.DataFrame(users, columns=["name", "role", "disabled", "created_at", "created_by"]),
+                 hide_index=True, width="stretch")
+    st.caption("Annotators label faces; reviewers also re-certify auto-labels, decide conflicts and edit "
+               "people; admins also import, run rounds, change settings and manage accounts.")
+    with st.form("add_user", clear_on_submit=True):
+        st.markdown("**New account**")
+        c1, c2, c3 = st.columns(3)
+        new_name = c1.text_input("Name", key="new_user_name")
+        new_role = c2.selectbox("Role", ROLES, key="new_user_role")
+        new_pw = c3.text_input("Initial password", type="password", key="new_user_pw")
+        if st.form_submit_button("Create account"):
+            common.guarded(svc.add_user, new_name, new_pw, new_role, who, ok=f"Account {new_name} created.")
             st.rerun()
-if st.button("Log out", key="logout"):
-    st.session_state["is_admin"] = False
-    st.rerun()
+    names = [u["name"] for u in users]
+    if names:
+        st.markdown("**Change an account**")
+        c1, c2, c3 = st.columns(3)
+        target = c1.selectbox("Account", names, key="edit_user")
+        role = c2.selectbox("Role", ROLES, key="edit_role",
+                            index=ROLES.index(next(u["role"] for u in users if u["name"] == target)))
+        if c2.button("Set role", key="set_role"):
+            common.guarded(svc.set_role, target, role, who, ok=f"{target} is now {role}.")
+            st.rerun()
+        off = bool(next(u["disabled"] for u in users if u["name"] == target))
+        if c3.button("Enable" if off else "Disable", key="toggle_user"):
+            common.guarded(svc.disable_user, target, who, not off, ok=f"{target} {'enabled' if off else 'disabled'}.")
+            st.rerun()
+        with st.form("reset_pw", clear_on_submit=True):
+            pw = st.text_input("New password for the chosen account", type="password", key="reset_pw_value")
+            if st.form_submit_button("Set password"):
+                common.guarded(svc.set_password, target, pw, who, ok="Password changed.")

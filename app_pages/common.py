@@ -62,8 +62,12 @@ def get_indexes(path: str) -> IndexStore:
 def _service(path: str) -> Service:
     svc = Service(get_library(path), get_indexes(path), detector_factory=get_detector,
                   embedder_factory=get_embedder)
-    if svc.apply_env_password():
-        log.info("admin password set from ASPL_ADMIN_PASSWORD")
+    if svc.apply_env_admin():
+        log.info("admin account set from ASPL_ADMIN_PASSWORD")
+    token = svc.setup_token()
+    if token:  # like Jupyter: only someone who can read the server's log can create the first admin
+        log.warning("No admin account yet. Open the app and create one with this one-time setup token: %s "
+                    "(or: python -m aspl user add NAME --role admin --db %s)", token, path)
     return svc
 
 
@@ -73,66 +77,105 @@ def service() -> Service:
 
 
 # ------------------------------------------------------------------ identity
-def annotator_input() -> None:
-    """The sidebar box for the annotator's name (kept in the URL so a reload keeps it)."""
-    if "annotator" not in st.session_state:
-        st.session_state["annotator"] = st.query_params.get("annotator", "")
+SESSION_COOKIE = "aspl_session"
 
-    def changed() -> None:
-        name = " ".join(st.session_state["annotator"].split())
-        st.session_state["annotator"] = name
-        if name:
-            st.query_params["annotator"] = name
-        elif "annotator" in st.query_params:
-            del st.query_params["annotator"]
 
-    st.sidebar.text_input("Your name", key="annotator", on_change=changed, placeholder="annotator name",
-                          help="Recorded on every label you give.")
+def _cookie_token() -> str | None:
+    """The session token the browser sent (``st.context.cookies``), if any."""
+    try:
+        return st.context.cookies.get(SESSION_COOKIE)
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def _sso_user() -> dict | None:
+    """The account of an OIDC login (``st.login``, when ``[auth]`` is configured in secrets): the account
+    whose name is the identity's e-mail; None without one (an unknown identity gets no access)."""
+    try:
+        info = st.user
+        if not info.get("is_logged_in"):
+            return None
+        email = str(info.get("email") or "")
+    except (AttributeError, KeyError, RuntimeError):
+        return None
+    return service().account(email) if email else None
+
+
+def current_user() -> dict | None:
+    """``{"name", "role"}`` of this session's account, or None (not logged in). Re-read every run from a
+    signed token, so a changed role or a disabled account applies at once."""
+    svc = service()
+    token = st.session_state.get("_token") or _cookie_token()
+    user = svc.user_from_token(token) if token else None
+    if user is None:
+        user = _sso_user()
+        token = svc.session_token(user["name"]) if user else None
+    if user is None:
+        st.session_state.pop("_token", None)
+        return None
+    st.session_state["_token"] = token
+    return user
+
+
+def log_in(user: dict) -> None:
+    """Start a session for ``user``: the token is kept in this session and, for reloads, in a cookie."""
+    token = service().session_token(user["name"])
+    st.session_state["_token"] = token
+    st.session_state["_set_cookie"] = token
+
+
+def log_out() -> None:
+    st.session_state.pop("_token", None)
+    st.session_state["_set_cookie"] = ""
+
+
+def sync_cookie() -> None:
+    """Write (or clear) the session cookie in the browser after a login or logout."""
+    if "_set_cookie" not in st.session_state:
+        return
+    token = st.session_state.pop("_set_cookie")
+    age = 7 * 24 * 3600 if token else 0
+    st.html(f"<script>document.cookie = '{SESSION_COOKIE}={token}; path=/; max-age={age}; SameSite=Strict';"
+            f"</script>", unsafe_allow_javascript=True)
 
 
 def annotator() -> str:
-    return " ".join(str(st.session_state.get("annotator", "")).split())
+    """The logged-in account's name ('' when nobody is logged in): recorded on every label."""
+    user = current_user()
+    return user["name"] if user else ""
+
+
+def require_role(role: str) -> str:
+    """The account's name, or stop the page (not logged in, or a role below ``role``)."""
+    user = current_user()
+    if user is None:
+        st.info("Log in to continue.")
+        st.stop()
+    if not service().allows(user["role"], role):
+        st.warning(f"This page needs the {role} role; your account {user['name']} is {user['role']}. "
+                   f"Ask an admin.")
+        st.stop()
+    return user["name"]
 
 
 def require_annotator() -> str:
-    """The annotator's name, or stop the page with a prompt."""
-    name = annotator()
-    if not name:
-        st.info("Type your name in the sidebar to start: it is recorded on every label you give.")
-        st.stop()
-    return name
+    """The logged-in annotator's name (any role), or stop the page."""
+    return require_role("annotator")
 
 
 def require_admin() -> None:
-    """Stop the page unless this session has entered the admin password (set it on first start)."""
-    svc = service()
-    if st.session_state.get("is_admin"):
+    """Stop the page unless an admin is logged in."""
+    require_role("admin")
+
+
+def sidebar_account(user: dict | None) -> None:
+    """Who is logged in, and a log-out button."""
+    if user is None:
         return
-    if not svc.admin_password_is_set():
-        st.warning("No admin password is set yet. Choose one now (or start the app with ASPL_ADMIN_PASSWORD).")
-        with st.form("set_admin_password"):
-            p1 = st.text_input("New admin password", type="password")
-            p2 = st.text_input("Repeat it", type="password")
-            if st.form_submit_button("Set password"):
-                if p1 != p2:
-                    st.error("The two passwords differ.")
-                else:
-                    try:
-                        svc.set_admin_password(p1, actor=annotator() or "admin")
-                    except ValueError as e:
-                        st.error(str(e))
-                    else:
-                        st.session_state["is_admin"] = True
-                        st.rerun()
-        st.stop()
-    with st.form("admin_login"):
-        pw = st.text_input("Admin password", type="password", key="admin_pw")
-        if st.form_submit_button("Log in"):
-            if svc.check_admin_password(pw):
-                st.session_state["is_admin"] = True
-                st.rerun()
-            st.error("Wrong password.")
-    st.stop()
+    st.sidebar.markdown(f"Signed in as **{user['name']}** ({user['role']})")
+    if st.sidebar.button("Log out", key="logout"):
+        log_out()
+        st.rerun()
 
 
 # ---------------------------------------------------------------- messages

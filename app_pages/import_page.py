@@ -1,6 +1,8 @@
 """Import: a server folder or uploaded images / zips, with progress and a summary of what was rejected."""
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import streamlit as st
 
@@ -9,15 +11,19 @@ from aspl.imageio import IMAGE_EXTENSIONS
 
 svc = common.service()
 st.title("Import photos")
-common.require_admin()
 common.show_flashes()
-who = common.annotator() or "import"
+who = common.require_role("admin")
 
 busy = svc.jobs.running("import") is not None
 tab_folder, tab_upload = st.tabs(["Folder on the server", "Upload"])
 with tab_folder:
+    roots = svc.import_roots()
+    st.caption("The server imports only from "
+               + (", ".join(f"`{r}`" for r in roots) if roots else "no folder")
+               + f" (and their subfolders). To allow others, start the app with `ASPL_IMPORT_ROOTS` "
+               f"listing them, separated by `{os.pathsep}`; or upload the photos instead.")
     with st.form("import_folder"):
-        path = st.text_input("Folder (or file) path on the server", placeholder="/data/photos")
+        path = st.text_input("Folder (or file) path on the server", placeholder=str(roots[-1]) if roots else "")
         seeds = st.checkbox("Name each photo's main face after its top-level folder (seed labels)")
         if st.form_submit_button("Import folder", disabled=busy) and path.strip():
             job = common.guarded(svc.start_import, path.strip(), who, labels_from_folders=seeds, inline=True)
@@ -25,6 +31,11 @@ with tab_folder:
                 st.session_state["upload_rejected"] = []
                 st.rerun()
 with tab_upload:
+    usage = common.guarded(svc.upload_usage, inline=True)
+    if usage is not None:
+        st.caption(f"Uploads use {usage['used'] / 2**20:,.1f} MiB of {usage['quota'] / 2**20:,.0f} MiB "
+                   "(`ASPL_UPLOAD_QUOTA_BYTES`); space taken by duplicates and rejected files is freed after "
+                   "each import.")
     with st.form("import_upload", clear_on_submit=True):
         files = st.file_uploader("Photos or zip archives", accept_multiple_files=True,
                                  type=[e.lstrip(".") for e in IMAGE_EXTENSIONS] + ["zip"])

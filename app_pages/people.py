@@ -8,7 +8,7 @@ from app_pages import common
 from aspl.service import SCOPE_PEOPLE
 
 svc = common.service()
-who = common.require_annotator()
+who = common.require_role("reviewer")
 
 st.title("People")
 common.show_flashes()

@@ -1,4 +1,4 @@
-"""Command line: ``python -m aspl {import,search,stats,embed,use-backbone,backbones,simulate}``."""
+"""Command line: ``python -m aspl {import,search,stats,embed,use-backbone,backbones,simulate,user,...}``."""
 from __future__ import annotations
 
 import argparse
@@ -80,7 +80,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     lib, indexes = _open(args.db)
     with lib:
         st = lib.stats()
-        st["index_in_sync"] = {b: indexes.in_sync(b) for b in st["embeddings_by_backbone"]}
+        st["index_in_sync"] = {b: indexes.in_sync(b, deep=True) for b in st["embeddings_by_backbone"]}
     print(json.dumps(st, indent=2))
     return 0
 
@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .methods.cli import add_methods_parsers
 
     add_methods_parsers(sub, db_arg)
+    from .users_cli import add_user_parser
+
+    add_user_parser(sub, db_arg)
     return p
 
 

@@ -3,22 +3,30 @@
 Each photo is stored in one transaction (image + faces + embeddings + seed
 label), so a crash or Ctrl-C leaves nothing half-written; re-running skips
 photos already stored (content hash), which makes imports resumable and
-idempotent. Files that cannot be used are recorded with a reason.
+idempotent. Files that cannot be used are recorded with a reason, and one bad
+file never stops the import: only regular files are read (pipes, sockets and
+devices are refused before they are opened), links that lead out of the import
+folder are refused, photos too small for the detector are refused before
+detection, and a batch whose detection or embedding fails is retried photo by
+photo so that only the failing photo is rejected. File names that are not UTF-8
+are stored losslessly (see :func:`storage.faces.encode_path`).
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .imageio import BadImageError, REASON_UNREADABLE, is_image_path, load_image, sha256_file
+from .imageio import (REASON_DETECTION, REASON_EMBEDDING, REASON_OUTSIDE, REASON_UNREADABLE, BadImageError,
+                      check_dimensions, display_path, is_image_path, load_image, open_regular, sha256_file)
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +53,44 @@ class ImportSummary:
         return d
 
 
-def find_images(path: str | os.PathLike) -> tuple[list[Path], int]:
-    """Image files under ``path`` (a file or a folder, recursive, sorted), and the count of other files."""
+class ImportPathError(ValueError):
+    """An import path that cannot be imported (a symbolic link loop, a folder that cannot be read)."""
+
+
+def resolve_import_path(path: str | os.PathLike) -> Path:
+    """``path`` with ``~`` expanded and symbolic links resolved.
+
+    Raises ``FileNotFoundError`` (nothing there, or a dangling link) or
+    :class:`ImportPathError` (a link loop, no permission), naming the path.
+    """
     p = Path(path).expanduser()
-    if not p.exists():
-        raise FileNotFoundError(f"no such file or folder: {p}")
-    if p.is_file():
+    try:
+        p.stat()
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"no such file or folder: {display_path(p)}") from e
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ImportPathError(f"{display_path(p)} is a symbolic link loop: it never leads to a file or "
+                                  "folder") from e
+        raise ImportPathError(f"cannot read {display_path(p)}: {e.strerror or e}") from e
+    return Path(os.path.realpath(p))
+
+
+def _walk_error(e: OSError) -> None:
+    log.warning("skipped folder %s: %s", display_path(e.filename or "?"), e.strerror or e)
+
+
+def find_images(path: str | os.PathLike) -> tuple[list[Path], int]:
+    """Image files under ``path`` (a file or a folder, recursive, sorted), and the count of other files.
+
+    Links to folders are not followed (no endless walks through link loops);
+    image-named entries that are not regular files are listed, to be refused by the importer.
+    """
+    p = resolve_import_path(path)
+    if not p.is_dir():
         return ([p], 0) if is_image_path(p) else ([], 1)
     images, other = [], 0
-    for root, dirs, files in os.walk(p):
+    for root, dirs, files in os.walk(p, onerror=_walk_error):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for f in sorted(files):
             if f.startswith("."):
@@ -76,6 +113,16 @@ def _person_from_folder(file: Path, root: Path) -> str | None:
         return None
     name = rel.parts[0] if len(rel.parts) >= 2 else root.name
     return name.replace("_", " ").strip() or None
+
+
+@dataclass
+class _Photo:
+    """A decoded photo waiting for detection."""
+
+    file: Path
+    sha: str
+    size: int
+    img: Any
 
 
 class BackboneMismatchError(ValueError):
@@ -114,16 +161,16 @@ class Importer:
             on_progress: ProgressFn | None = None) -> ImportSummary:
         """Import every image under ``path``; see the module docstring."""
         t0 = time.perf_counter()
-        root = Path(path).expanduser().resolve()
+        root = resolve_import_path(path)
+        files, other = find_images(root)
         if not self.library.get_setting("backbone"):
             self.library.set_setting("backbone", self.backbone, self.annotator)
-        files, other = find_images(root)
         s = ImportSummary(files=len(files), skipped_other_types=other)
         index = self.indexes.get(self.backbone, dim=self.embedder.info.embedding_dim)
         bar = tqdm(total=len(files), desc="importing", unit="photo", disable=not progress)
         try:
             for i in range(0, len(files), self.batch_size):
-                self._batch(files[i:i + self.batch_size], root if labels_from_folders else None, s, index)
+                self._batch(files[i:i + self.batch_size], root, labels_from_folders, s, index)
                 bar.update(len(files[i:i + self.batch_size]))
                 bar.set_postfix(faces=s.faces, rejected=sum(s.rejected.values()))
                 if on_progress:
@@ -133,50 +180,90 @@ class Importer:
             bar.close()
             self.indexes.save(self.backbone)  # also on Ctrl-C: what is committed gets indexed
             s.seconds = time.perf_counter() - t0
-            self.library.log_event("import", self.annotator, path=str(root), backbone=self.backbone,
+            self.library.log_event("import", self.annotator, path=display_path(root), backbone=self.backbone,
                                    **{k: v for k, v in s.as_dict().items() if k != "seconds"})
         return s
 
-    def _batch(self, files: Sequence[Path], label_root: Path | None, s: ImportSummary, index) -> None:
+    def _reject(self, s: ImportSummary, f: Path, sha: str | None, size: int, reason: str, detail: str) -> None:
+        log.info("rejected %s: %s (%s)", display_path(f), reason, detail)
+        s.rejected[reason] += 1
+        self.library.reject_image(f, sha, size, reason, detail)
+
+    def _read(self, f: Path, root: Path, s: ImportSummary) -> _Photo | None:
+        """Open (regular files only), hash and decode one file; a bad one is recorded and None returned."""
+        sha, size = None, 0
+        try:
+            with open_regular(f) as fh:
+                real = Path(os.path.realpath(f))
+                if real != root and root not in real.parents:
+                    raise BadImageError(f, REASON_OUTSIDE, f"it leads to {display_path(real)}")
+                size = os.fstat(fh.fileno()).st_size
+                sha = sha256_file(fh)
+                if self.library.image_by_sha(sha) is not None:
+                    s.duplicates += 1
+                    return None
+                img = load_image(f, fileobj=fh)
+            check_dimensions(f, img.width, img.height, min_side=getattr(self.detector, "min_face_size", 1))
+        except BadImageError as e:
+            self._reject(s, f, sha, size, e.reason, e.detail)
+            return None
+        except OSError as e:  # a read error while hashing
+            self._reject(s, f, sha, size, REASON_UNREADABLE, e.strerror or str(e))
+            return None
+        return _Photo(f, sha, size, img)
+
+    def _isolated(self, fn: Callable, photos: list[_Photo], args: list, reason: str,
+                  s: ImportSummary) -> list[tuple[_Photo, Any]]:
+        """``fn`` on the whole batch; if that fails, on each photo alone, rejecting those that still fail.
+
+        Model code fails in many ways (``ValueError``, ``RuntimeError``, ...) on odd
+        inputs; one photo's failure must not take its batch down.
+        """
+        try:
+            out = fn(args)
+            return list(zip(photos, out))
+        except Exception as e:  # noqa: BLE001 - isolate per photo, see the docstring
+            if len(photos) == 1:
+                self._reject(s, photos[0].file, photos[0].sha, photos[0].size, reason, f"{type(e).__name__}: {e}")
+                return []
+            log.warning("%s on a batch of %d photos (%s: %s); retrying photo by photo", reason, len(photos),
+                        type(e).__name__, e)
+        kept = []
+        for p, a in zip(photos, args):
+            kept += self._isolated(fn, [p], [a], reason, s)
+        return kept
+
+    def _embed(self, faces_lists: list) -> list[np.ndarray]:
+        """Embeddings of each photo's faces (one array per photo)."""
+        crops = [face.crop for faces in faces_lists for face in faces]
+        dim = self.embedder.info.embedding_dim
+        vectors = self.embedder.embed(crops) if crops else np.zeros((0, dim), np.float32)
+        out, k = [], 0
+        for faces in faces_lists:
+            out.append(np.asarray(vectors[k:k + len(faces)], np.float32).reshape(len(faces), dim))
+            k += len(faces)
+        return out
+
+    def _batch(self, files: Sequence[Path], root: Path, labels_from_folders: bool, s: ImportSummary,
+               index) -> None:
         from models.detection import most_prominent
         from storage.db import NewFace
 
-        todo = []
-        for f in files:
-            try:
-                size = f.stat().st_size
-                sha = sha256_file(f)
-            except OSError as e:
-                s.rejected[REASON_UNREADABLE] += 1
-                self.library.reject_image(str(f), None, 0, REASON_UNREADABLE, e.strerror or str(e))
-                continue
-            if self.library.image_by_sha(sha) is not None:
-                s.duplicates += 1
-                continue
-            try:
-                img = load_image(f)
-            except BadImageError as e:
-                log.info("rejected %s", e)
-                s.rejected[e.reason] += 1
-                self.library.reject_image(str(f), sha, size, e.reason, e.detail)
-                continue
-            todo.append((f, sha, size, img))
+        todo = [p for p in (self._read(f, root, s) for f in files) if p is not None]
         if not todo:
             return
-        detections = self.detector.detect([t[3] for t in todo])
-        crops = [face.crop for faces in detections for face in faces]
-        vectors = self.embedder.embed(crops) if crops else np.zeros((0, self.embedder.info.embedding_dim), np.float32)
-        k = 0
-        for (f, sha, size, img), faces in zip(todo, detections):
-            seed = _person_from_folder(f, label_root) if label_root is not None else None
-            star = most_prominent(faces, img.size) if seed else None
-            new = []
-            for j, face in enumerate(faces):
-                new.append(NewFace(face.box, face.landmarks, face.prob, face.crop,
-                                   embeddings={self.backbone: vectors[k]},
-                                   seed_person=seed if j == star else None))
-                k += 1
-            _, face_ids = self.library.add_image(str(f), sha, size, img.width, img.height, new,
+        detected = self._isolated(self.detector.detect, todo, [p.img for p in todo], REASON_DETECTION, s)
+        embedded = self._isolated(self._embed, [p for p, _ in detected], [faces for _, faces in detected],
+                                  REASON_EMBEDDING, s)
+        faces_of = {id(p): faces for p, faces in detected}
+        for p, vectors in embedded:
+            faces = faces_of[id(p)]
+            seed = _person_from_folder(p.file, root) if labels_from_folders else None
+            star = most_prominent(faces, p.img.size) if seed else None
+            new = [NewFace(face.box, face.landmarks, face.prob, face.crop, embeddings={self.backbone: vectors[j]},
+                           seed_person=seed if j == star else None)
+                   for j, face in enumerate(faces)]
+            _, face_ids = self.library.add_image(p.file, p.sha, p.size, p.img.width, p.img.height, new,
                                                  annotator=self.annotator)
             if not face_ids and new:  # stored meanwhile by another importer
                 s.duplicates += 1

@@ -97,20 +97,32 @@ class FaceDetector:
                                 thresholds=list(self.thresholds), device=self.device, select_largest=False)
         return self._mtcnn
 
+    def can_scan(self, size: tuple[int, int]) -> bool:
+        """Whether an image of ``size`` (w, h) can hold a face of ``min_face_size`` pixels (MTCNN's image
+        pyramid is empty otherwise, and it fails on an empty list)."""
+        return min(size) >= self.min_face_size
+
     def _scaled(self, img: Image.Image) -> tuple[Image.Image, float]:
         w, h = img.size
-        s = min(1.0, self.max_side / max(w, h))
+        fit = min(1.0, self.max_side / max(w, h))
+        s = min(1.0, max(fit, self.min_face_size / max(1, min(w, h))))  # keep the shorter side scannable
+        if max(w, h) * s > 16 * self.max_side:  # an extreme strip: not worth the memory, left unscannable
+            s = fit
         if s < 1.0:
             img = img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BILINEAR)
         return img, s
 
     def detect(self, images: Sequence[Image.Image]) -> list[list[DetectedFace]]:
-        """Faces in each RGB image, in order of decreasing probability."""
+        """Faces in each RGB image, in order of decreasing probability.
+
+        Images too small to hold a face of ``min_face_size`` pixels (see :meth:`can_scan`) have none.
+        """
         results: list[list[DetectedFace]] = [[] for _ in images]
-        scaled = [self._scaled(im) for im in images]
+        scaled = [self._scaled(im) if self.can_scan(im.size) else None for im in images]
         groups: dict[tuple[int, int], list[int]] = {}
-        for i, (im, _) in enumerate(scaled):
-            groups.setdefault(im.size, []).append(i)
+        for i, sc in enumerate(scaled):
+            if sc is not None and self.can_scan(sc[0].size):
+                groups.setdefault(sc[0].size, []).append(i)
         for idxs in groups.values():
             batch = [scaled[i][0] for i in idxs]
             boxes, probs, points = self.mtcnn.detect(batch, landmarks=True)

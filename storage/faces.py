@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -11,6 +12,27 @@ from PIL import Image
 
 from ._common import FACE_STATUSES, _Host, _now, equal_filters, where_sql
 from .errors import NotFoundError
+
+
+def encode_path(path: str | os.PathLike | bytes) -> tuple[str, bytes | None]:
+    """How a file path is stored: ``(text, raw)``. ``text`` is the path itself when it is valid UTF-8
+    (``raw`` is then None); otherwise a readable form with ``\\xNN`` escapes, and ``raw`` its exact bytes
+    (``os.fsencode``), so the file can be found again. Never raises."""
+    try:
+        raw = os.fsencode(path)
+    except UnicodeEncodeError:  # lone surrogates that no file system name can hold
+        return os.fspath(path).encode("utf-8", "backslashreplace").decode("utf-8"), None
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "backslashreplace"), raw
+
+
+def fs_path(row: dict) -> str:
+    """The file-system path of an image row (or a face row from :meth:`FacesMixin.face`): the stored exact
+    bytes when the name is not UTF-8 (decoded with ``os.fsdecode``), else the ``path`` text."""
+    raw = row.get("path_bytes")
+    return os.fsdecode(bytes(raw)) if raw is not None else row["path"]
 
 
 def encode_crop(crop: np.ndarray, quality: int = 95) -> bytes:
@@ -52,35 +74,42 @@ class FacesMixin(_Host):
             raise NotFoundError(f"image {image_id} not found")
         return rows[0]
 
-    def reject_image(self, path: str, sha256: str | None, size: int, reason: str, detail: str = "") -> int:
+    def reject_image(self, path: str | os.PathLike, sha256: str | None, size: int, reason: str,
+                     detail: str = "") -> int:
         """Record a file that could not be used, with its reason; returns the image id.
 
-        Files that could not be hashed (unreadable) are keyed by their path.
+        Files that could not be hashed (unreadable, not regular) are keyed by their path.
+        Paths are stored losslessly (see :func:`encode_path`).
         """
-        key = sha256 or f"unreadable:{path}"
+        text, raw = encode_path(path)
+        key = sha256 or (f"unreadable:{text}" if raw is None else f"unreadable-bytes:{raw.hex()}")
+        detail = encode_path(detail)[0][:500]
         with self.transaction():
             existing = self.image_by_sha(key)
             if existing:
                 return int(existing["id"])
-            return self._insert("images", {"path": path, "sha256": key, "size": size, "status": "rejected",
-                                           "error_reason": reason, "error_detail": detail[:500],
+            return self._insert("images", {"path": text, "path_bytes": raw, "sha256": key, "size": size,
+                                           "status": "rejected", "error_reason": reason, "error_detail": detail,
                                            "imported_at": _now()})
 
-    def add_image(self, path: str, sha256: str, size: int, width: int, height: int, faces: Sequence[NewFace],
-                  annotator: str | None = None) -> tuple[int, list[int]]:
+    def add_image(self, path: str | os.PathLike, sha256: str, size: int, width: int, height: int,
+                  faces: Sequence[NewFace], annotator: str | None = None) -> tuple[int, list[int]]:
         """Store a photo with all its faces, embeddings and seed labels atomically.
 
         Returns ``(image_id, face_ids)``. A photo whose hash is already stored is
-        not added again (``face_ids`` is then empty).
+        not added again (``face_ids`` is then empty). The path is stored losslessly
+        (:func:`encode_path`; read it back with :func:`fs_path`).
         """
+        text, raw = encode_path(path)
         with self.transaction():
             existing = self.image_by_sha(sha256)
             if existing:
                 return int(existing["id"]), []
             status = "ok" if faces else "no_face"
             reason = None if faces else "no face found"
-            image_id = self._insert("images", {"path": path, "sha256": sha256, "size": size, "width": width,
-                                               "height": height, "status": status, "error_reason": reason,
+            image_id = self._insert("images", {"path": text, "path_bytes": raw, "sha256": sha256, "size": size,
+                                               "width": width, "height": height, "status": status,
+                                               "error_reason": reason,
                                                "imported_at": _now()})
             face_ids = []
             for f in faces:
@@ -97,10 +126,15 @@ class FacesMixin(_Host):
                     self.add_label(fid, pid, "seed", confidence=1.0, annotator=annotator)
             return image_id, face_ids
 
-    def images(self, status: str | None = None, path_prefix: str | None = None, limit: int = 1000) -> list[dict]:
-        """Image rows (newest first), optionally by status and path prefix."""
+    def images(self, status: str | None = None, path_prefix: str | os.PathLike | None = None,
+               limit: int = 1000) -> list[dict]:
+        """Image rows (newest first), optionally by status and path prefix (``limit`` -1: all).
+
+        ``path`` is the stored text; open the file with :func:`fs_path` (names that are not UTF-8).
+        """
         where, params = equal_filters(status=status)
         if path_prefix is not None:
+            path_prefix = encode_path(path_prefix)[0]
             where.append("(path = ? OR path LIKE ? ESCAPE '\\')")
             esc = path_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             params += [path_prefix, esc.rstrip("/") + "/%"]
@@ -109,8 +143,8 @@ class FacesMixin(_Host):
 
     # ----------------------------------------------------------------- faces
     def face(self, face_id: int) -> dict:
-        rows = self._rows("SELECT f.*, i.path, i.width, i.height FROM faces f JOIN images i ON i.id = f.image_id "
-                          "WHERE f.id = ?", [face_id])
+        rows = self._rows("SELECT f.*, i.path, i.path_bytes, i.width, i.height FROM faces f "
+                          "JOIN images i ON i.id = f.image_id WHERE f.id = ?", [face_id])
         if not rows:
             raise NotFoundError(f"face {face_id} not found")
         r = rows[0]

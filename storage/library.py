@@ -24,12 +24,13 @@ from .media import MediaMixin
 from .migrations import apply_migrations
 from .people import PeopleMixin
 from .rounds import RoundsMixin
+from .users import UsersMixin
 from .workflow import WorkflowMixin
 
 DB_FILENAME = "library.db"
 
 
-class Library(FacesMixin, EmbeddingsMixin, PeopleMixin, WorkflowMixin, RoundsMixin, MediaMixin):
+class Library(FacesMixin, EmbeddingsMixin, PeopleMixin, WorkflowMixin, RoundsMixin, MediaMixin, UsersMixin):
     """A face library rooted at a folder: ``library.db`` plus ``index/``.
 
     ``Library(":memory:")`` gives an in-memory database (tests). Owns the

@@ -280,3 +280,65 @@ def m008_conflicts(db: sqlite_utils.Database) -> None:
         resolution TEXT
     )""")
     db.execute("CREATE INDEX conflicts_open ON conflicts(resolved_at, face_id)")
+
+
+@migration
+def m007_embedding_fingerprints(db: sqlite_utils.Database) -> None:
+    """Per-backbone fingerprints of the stored embeddings, so index files are checked against the exact vectors.
+
+    ``row_count`` and ``fingerprint`` (see :mod:`storage.fingerprint`) are kept
+    exact by the library in the same transaction as each embedding write.
+    Triggers bump ``writes`` on every insert, update or delete of an embedding,
+    also from connections outside the app; a row whose ``synced_writes`` lags
+    ``writes`` is stale and is recomputed from the embeddings. Rows are made
+    lazily: a backbone without one is computed at first use.
+    """
+    db.execute("""CREATE TABLE embedding_fingerprints (
+        backbone TEXT PRIMARY KEY,
+        row_count INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        writes INTEGER NOT NULL DEFAULT 0,
+        synced_writes INTEGER NOT NULL DEFAULT 0
+    )""")
+    for name, event, backbones in (("insert", "INSERT", "NEW.backbone"),
+                                   ("update", "UPDATE", "OLD.backbone, NEW.backbone"),
+                                   ("delete", "DELETE", "OLD.backbone")):
+        db.execute(f"CREATE TRIGGER embeddings_count_{name} AFTER {event} ON embeddings BEGIN "
+                   f"UPDATE embedding_fingerprints SET writes = writes + 1 WHERE backbone IN ({backbones}); END")
+
+
+@migration
+def m006_image_path_bytes(db: sqlite_utils.Database) -> None:
+    """``images.path_bytes``: the exact bytes of a file name that is not valid UTF-8 (NULL otherwise).
+
+    ``images.path`` stays readable text (such bytes as ``\\xNN`` escapes), so a
+    name like ``b'caf\\xe9.jpg'`` no longer aborts an import, and
+    :func:`storage.faces.fs_path` finds the file again from the stored bytes.
+    """
+    db.execute("ALTER TABLE images ADD COLUMN path_bytes BLOB")
+
+
+@migration
+def m009_accounts(db: sqlite_utils.Database) -> None:
+    """Accounts with roles (annotator, reviewer, admin) and failed-login counts for throttling.
+
+    The old single admin password (setting ``admin_password``) becomes the account ``admin``.
+    """
+    db.execute("""CREATE TABLE users (
+        name TEXT PRIMARY KEY COLLATE NOCASE,
+        role TEXT NOT NULL CHECK (role IN ('annotator', 'reviewer', 'admin')),
+        password TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT,
+        disabled INTEGER NOT NULL DEFAULT 0
+    )""")
+    db.execute("""CREATE TABLE login_failures (
+        name TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        locked_until REAL NOT NULL
+    )""")
+    old = db.execute("SELECT value FROM settings WHERE key = 'admin_password'").fetchone()
+    if old is not None:
+        db.execute("INSERT INTO users (name, role, password, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
+                   ["admin", "admin", old[0], _dt.datetime.now(_dt.timezone.utc).isoformat(), "migration"])
+        db.execute("DELETE FROM settings WHERE key = 'admin_password'")

@@ -98,8 +98,20 @@ def env_for(root: Path, password: str = ADMIN_PASSWORD) -> dict[str, str]:
 REPO = Path(__file__).resolve().parents[1]
 
 
-def app_test(monkeypatch, root: Path, annotator: str | None = "alice", password: str | None = ADMIN_PASSWORD):
-    """An AppTest of ``app.py`` on the library at ``root``, with the annotator's name typed in."""
+USER_PASSWORD = "a long enough password"
+
+
+def ensure_account(root: Path, name: str, role: str = "admin", password: str = USER_PASSWORD) -> None:
+    """Create the account ``name`` in the library at ``root`` (if it has none by that name)."""
+    with Library(root) as lib:
+        if lib.user(name) is None:
+            Service(lib).add_user(name, password, role, actor="test")
+
+
+def app_test(monkeypatch, root: Path, annotator: str | None = "alice", password: str | None = ADMIN_PASSWORD,
+             role: str = "admin"):
+    """An AppTest of ``app.py`` on the library at ``root``, logged in as ``annotator`` (an account with
+    ``role``, created if missing); ``annotator=None``: not logged in. ``password``: ASPL_ADMIN_PASSWORD."""
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("ASPL_DB", str(root))
@@ -107,22 +119,26 @@ def app_test(monkeypatch, root: Path, annotator: str | None = "alice", password:
         monkeypatch.delenv("ASPL_ADMIN_PASSWORD", raising=False)
     else:
         monkeypatch.setenv("ASPL_ADMIN_PASSWORD", password)
+    if annotator:
+        ensure_account(root, annotator, role)
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
     at.run()
     if annotator:
-        at.sidebar.text_input(key="annotator").set_value(annotator).run()
+        log_in(at, annotator, USER_PASSWORD)
+    return at
+
+
+def log_in(at, name: str, password: str):
+    """Fill the login form and submit it."""
+    at.text_input(key="login_name").set_value(name)
+    at.text_input(key="login_pw").set_value(password)
+    next(b for b in at.button if b.label == "Log in").click().run()
     return at
 
 
 def page(at, name: str):
     """Switch an AppTest to ``app_pages/<name>.py`` and run it."""
     return at.switch_page(f"app_pages/{name}.py").run()
-
-
-def login(at, password: str = ADMIN_PASSWORD):
-    at.text_input(key="admin_pw").set_value(password)
-    next(b for b in at.button if b.label == "Log in").click().run()
-    return at
 
 
 def texts(at) -> str:

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from apphelpers import app_test, build_synthetic, login, page, texts
+from apphelpers import app_test, build_synthetic, page, texts
 from storage import Library
 
 
@@ -19,21 +19,42 @@ def root(tmp_path):
     return tmp_path / "lib"
 
 
-def test_first_start_sets_the_password(root, monkeypatch):
-    at = page(app_test(monkeypatch, root, password=None), "admin")
-    assert "No admin password is set yet" in texts(at)
-    pw = [t for t in at.text_input if t.label in ("New admin password", "Repeat it")]
-    pw[0].set_value("brand new pass")
-    pw[1].set_value("brand new pass")
-    next(b for b in at.button if b.label == "Set password").click().run()
-    assert not at.exception and "Run a round" in texts(at)
-    assert service().check_admin_password("brand new pass")
-    rec = Library(root).get_setting("admin_password")
-    assert "brand new pass" not in str(rec)
+def test_first_admin_is_made_with_the_setup_token_only(root, monkeypatch):
+    at = app_test(monkeypatch, root, annotator=None, password=None)
+    assert "no admin account yet" in texts(at) and "setup token" in texts(at)
+    token = service().setup_token()  # what the server prints to its log
+
+    def create(tok: str) -> None:
+        for key, value in (("setup_token", tok), ("setup_name", "root"), ("setup_pw1", "brand new pass"),
+                           ("setup_pw2", "brand new pass")):
+            at.text_input(key=key).set_value(value)
+        next(b for b in at.button if b.label == "Create the admin account").click().run()
+
+    create("a guess")
+    assert "wrong setup token" in texts(at) and not service().has_admin()
+    create(token)
+    assert not at.exception and "Signed in as **root** (admin)" in texts(at)
+    page(at, "admin")
+    assert "Run a round" in texts(at)
+    assert service().authenticate("root", "brand new pass")["role"] == "admin"
+    assert "brand new pass" not in str(Library(root).user("root"))
+
+
+def test_a_reload_keeps_the_login_through_the_session_cookie(root, monkeypatch):
+    at = app_test(monkeypatch, root, annotator="alice", role="reviewer")
+    assert "Signed in as **alice** (reviewer)" in texts(at)
+    token = at.session_state["_token"]
+    import app_pages.common as common
+
+    monkeypatch.setattr(common, "_cookie_token", lambda: token)  # the browser sends the cookie back
+    again = app_test(monkeypatch, root, annotator=None)  # a new session, nobody typed anything
+    assert "Signed in as **alice** (reviewer)" in texts(again)
+    monkeypatch.setattr(common, "_cookie_token", lambda: token[:-2] + "xx")  # a tampered cookie
+    assert "Signed in as" not in texts(app_test(monkeypatch, root, annotator=None))
 
 
 def test_round_history_settings_and_export(root, monkeypatch):
-    at = login(page(app_test(monkeypatch, root), "admin"))
+    at = page(app_test(monkeypatch, root), "admin")
     at.button(key="run_round").click().run()
     assert not at.exception
     service().jobs.latest("round").wait(60)

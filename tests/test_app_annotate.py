@@ -28,12 +28,14 @@ def service(at):
     return _service(os.environ["ASPL_DB"])
 
 
-def test_name_is_asked_first(tmp_path, monkeypatch):
+def test_login_is_asked_first_and_the_name_comes_from_the_account(tmp_path, monkeypatch):
     lib, _ = build_synthetic(tmp_path / "lib")
     lib.close()
     at = app_test(monkeypatch, tmp_path / "lib", annotator=None)
-    assert "Type your name in the sidebar" in texts(at)
-    assert not at.exception
+    assert "Log in" in texts(at) and not at.exception
+    assert not [b for b in at.button if b.key and b.key.startswith("kb_")]  # no labelling before a login
+    at = app_test(monkeypatch, tmp_path / "lib", annotator="dora", role="annotator")
+    assert "Signed in as **dora** (annotator)" in texts(at) and at.button(key="kb_x")
 
 
 def test_confirm_a_suggestion_shows_the_next_face(at):

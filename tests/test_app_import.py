@@ -3,7 +3,9 @@ import io
 import os
 import zipfile
 
-from apphelpers import ADMIN_PASSWORD, app_test, copy_photos, lfw_files, login, page, texts
+import pytest
+
+from apphelpers import ADMIN_PASSWORD, USER_PASSWORD, app_test, copy_photos, ensure_account, lfw_files, log_in, page, texts
 
 
 def service():
@@ -12,20 +14,28 @@ def service():
     return _service(os.environ["ASPL_DB"])
 
 
-def test_needs_the_admin_password(tmp_path, monkeypatch):
-    at = page(app_test(monkeypatch, tmp_path / "lib"), "import_page")
+def test_import_needs_an_admin_account(tmp_path, monkeypatch):
+    at = app_test(monkeypatch, tmp_path / "lib", annotator=None)
     assert "Log in" in texts(at) and "Import folder" not in texts(at)
-    login(at, "wrong password!")
-    assert "Wrong password." in texts(at)
-    login(at, ADMIN_PASSWORD)
+    ensure_account(tmp_path / "lib", "ann", "annotator")
+    log_in(at, "ann", "wrong password!")
+    assert "Wrong name or password." in texts(at)
+    log_in(at, "ann", USER_PASSWORD)
+    assert "Signed in as **ann** (annotator)" in texts(at)
+    with pytest.raises(ValueError, match=r"Known pages: .*annotate.py'\]"):  # only Annotate for an annotator
+        page(at, "import_page")
+    at.button(key="logout").click().run()
+    log_in(at, "admin", ADMIN_PASSWORD)  # the account ASPL_ADMIN_PASSWORD made
+    page(at, "import_page")
     assert not at.exception and "Import folder" in texts(at)
 
 
 def test_folder_import_then_zip_upload(tmp_path, monkeypatch, lfw_dev):
+    monkeypatch.setenv("ASPL_IMPORT_ROOTS", str(tmp_path / "photos"))  # the server folder may be imported
     src = copy_photos(lfw_files(lfw_dev, 2, ("Colin_Powell",)), tmp_path / "photos")
     (src / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
     (src / "notes.txt").write_text("not a photo")
-    at = login(page(app_test(monkeypatch, tmp_path / "lib"), "import_page"))
+    at = page(app_test(monkeypatch, tmp_path / "lib"), "import_page")
     next(t for t in at.text_input if t.label.startswith("Folder")).set_value(str(src))
     next(b for b in at.button if b.label == "Import folder").click().run()
     assert not at.exception

@@ -55,3 +55,25 @@ def test_usage_errors_exit_nonzero(argv):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 2
+
+
+def test_user_accounts_from_the_command_line(tmp_path, capsys, monkeypatch):
+    import io
+
+    from aspl.service import Service
+    from storage import Library
+
+    db = str(tmp_path / "lib")
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long password\n"))
+    assert main(["user", "add", "alice", "--role", "reviewer", "--password-stdin", "--db", db]) == 0
+    assert "alice (reviewer) created" in capsys.readouterr().out
+    assert main(["user", "list", "--db", db]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["name"], r["role"], r["disabled"]) for r in rows] == [("alice", "reviewer", 0)]
+    assert main(["user", "role", "alice", "admin", "--db", db]) == 0
+    assert main(["user", "disable", "alice", "--db", db]) == 2  # the last admin
+    assert "last admin" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["user", "add", "bob", "--role", "owner", "--db", db])
+    with Library(db) as lib:
+        assert Service(lib).authenticate("alice", "a long password") == {"name": "alice", "role": "admin"}

@@ -73,7 +73,7 @@ def _free_port() -> int:
 def app_url(tmp_path):
     port = _free_port()
     env = dict(os.environ, ASPL_DB=str(tmp_path / "lib"), ASPL_ADMIN_PASSWORD=ADMIN_PASSWORD,
-               PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+               ASPL_ADMIN_USER="e2e", ASPL_IMPORT_ROOTS=str(tmp_path), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     logf = open(tmp_path / "streamlit.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true", f"--server.port={port}",
@@ -170,10 +170,12 @@ def test_import_label_with_keys_run_a_round(app_url, browser, tmp_path, lfw_dev)
 
     # Import (admin): log in, import a server folder, see the summary.
     phase("server up")
-    d.get(f"{app_url}/import?annotator=e2e")
+    d.get(app_url)  # the login page: the account made from ASPL_ADMIN_USER / ASPL_ADMIN_PASSWORD
     WebDriverWait(d, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "input[type='password']"))
+    d.find_element(By.CSS_SELECTOR, "input[aria-label='Name']").send_keys("e2e")
     d.find_element(By.CSS_SELECTOR, "input[type='password']").send_keys(ADMIN_PASSWORD)
     _button(d, "Log in").click()
+    _nav(d, "Import")
     path_box = WebDriverWait(d, 30).until(
         lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='Folder (or file) path on the server']"))
     path_box.send_keys(str(src))

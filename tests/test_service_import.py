@@ -60,7 +60,8 @@ def test_zip_size_limits(tmp_path):
     assert bad.saved == [] and "not a valid zip" in bad.rejected[0][1]
 
 
-def test_import_job_finds_faces_and_reports_rejections(tmp_path, lfw_dev):
+def test_import_job_finds_faces_and_reports_rejections(tmp_path, lfw_dev, monkeypatch):
+    monkeypatch.setenv("ASPL_IMPORT_ROOTS", str(tmp_path))  # server folders under tmp_path may be imported
     svc = Service(Library(tmp_path / "lib"))
     files = [(f"{f.parent.name}/{f.name}", f.read_bytes()) for f in lfw_files(lfw_dev, 2, ("Tony_Blair",))]
     files += [("broken.jpg", b"\xff\xd8\xff\xe0 this is not really a jpeg"), ("empty.png", b"")]

@@ -14,14 +14,14 @@ One module per responsibility, composed into :class:`Service`:
 ``undo``       the registry ``kind -> (describe, undo)`` and ``undo()``
 ``imports``    uploads, folder imports and backbone swaps (background jobs)
 ``export``     CSV / Parquet / crops
-``auth``       the admin password
+``auth``       accounts, roles, throttled logins, signed sessions
 ``images``     crops, photos with boxes, explanations
 =============  ================================================================
 """
 from __future__ import annotations
 
 from .annotate import AnnotateMixin
-from .auth import MIN_PASSWORD_LENGTH, AuthMixin
+from .auth import MIN_PASSWORD_LENGTH, ROLES, AuthError, AuthMixin, ThrottledError
 from .batch import BatchMixin
 from .core import ServiceCore, library_backbone
 from .errors import FaceClosedError, NothingToUndoError, ServiceError
@@ -43,7 +43,7 @@ class Service(AnnotateMixin, BatchMixin, ReviewMixin, PeopleMixin, UndoMixin, Ro
 
 
 __all__ = [
-    "Service", "ServiceError", "NothingToUndoError", "FaceClosedError", "LoopSettings", "library_backbone",
+    "Service", "ServiceError", "AuthError", "ThrottledError", "ROLES", "NothingToUndoError", "FaceClosedError", "LoopSettings", "library_backbone",
     "SCOPE_ANNOTATE", "SCOPE_REVIEW", "SCOPE_PEOPLE", "SCOPES", "REVIEW_SAMPLES", "MIN_PASSWORD_LENGTH", "UNDO",
     "Suggestion", "FaceView", "BatchGroup", "ReviewItem", "ExportResult",
 ]

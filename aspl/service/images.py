@@ -6,6 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from storage.faces import fs_path
+
+from ..imageio import open_regular
+
 log = logging.getLogger("aspl.service")
 
 
@@ -26,9 +30,10 @@ class ImagesMixin:
 
         f = self.library.face(face_id)
         try:
-            with Image.open(f["path"]) as im:
+            # the exact file name (also when not UTF-8); never blocks on a pipe put in the photo's place
+            with open_regular(fs_path(f)) as fh, Image.open(fh) as im:
                 img = (ImageOps.exif_transpose(im) or im).convert("RGB")
-        except (OSError, ValueError, Image.DecompressionBombError) as e:
+        except (OSError, ValueError, Image.DecompressionBombError) as e:  # BadImageError is a ValueError
             log.info("photo of face %s unavailable: %s", face_id, e)
             return None
         s = min(1.0, max_side / max(img.size))

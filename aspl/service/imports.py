@@ -1,46 +1,210 @@
-"""Import (server folders and uploads) and backbone swaps, as background jobs."""
+"""Import (server folders and uploads) and backbone swaps, as background jobs.
+
+Server folders are imported only from allowed roots: the library's own
+``uploads`` folder, plus the folders listed in ``ASPL_IMPORT_ROOTS``
+(separated by ``os.pathsep``); a path is checked after resolving its symbolic
+links. The command line (``python -m aspl import``) is not restricted.
+
+Uploads are capped by a per-library quota on the bytes under ``<library>/uploads``
+(``ASPL_UPLOAD_QUOTA_BYTES``, default 2 GiB). :meth:`ImportsMixin.cleanup_uploads`
+frees space after an import, but only what the app never shows again: files
+whose content the library holds at another path (duplicates), files the import
+rejected, non-image files and empty folders. Imported photos stay, because the
+pages draw the full photo (with the face's box) from its path.
+"""
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import os
 import secrets
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from storage import IndexStore
+from storage import IndexStore, Library
+from storage.faces import fs_path
 
+from ..imageio import BadImageError, display_path, is_image_path, sha256_file
 from ..jobs import Job, JobBusyError, ProgressFn
-from ..uploads import SaveResult, save_uploads
+from ..uploads import SaveResult, disk_usage, remove_empty_dirs, save_uploads
 from .core import library_backbone
 from .errors import ServiceError
 
+log = logging.getLogger("aspl.service")
+
+IMPORT_ROOTS_ENV = "ASPL_IMPORT_ROOTS"
+UPLOAD_QUOTA_ENV = "ASPL_UPLOAD_QUOTA_BYTES"
+DEFAULT_UPLOAD_QUOTA_BYTES = 2 * 1024 ** 3
+
+_UPLOAD_LOCK = threading.RLock()  # one upload (or clean-up) at a time: two cannot both take the quota's last bytes
+
+
+def upload_quota_bytes() -> int:
+    """The per-library upload quota: ``ASPL_UPLOAD_QUOTA_BYTES`` (a whole number of bytes), default 2 GiB."""
+    raw = os.environ.get(UPLOAD_QUOTA_ENV, "").strip().replace("_", "")
+    if not raw:
+        return DEFAULT_UPLOAD_QUOTA_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ServiceError(f"{UPLOAD_QUOTA_ENV}={os.environ[UPLOAD_QUOTA_ENV]!r} is not a number of bytes; "
+                           f"use a whole number >= 0, e.g. {DEFAULT_UPLOAD_QUOTA_BYTES} for 2 GiB")
+    return value
+
+
+def _is_within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
 
 class ImportsMixin:
-    """``upload_folder``, ``save_uploads``, ``start_import``, ``backbones``, ``start_backbone_swap``."""
+    """``upload_folder``, ``save_uploads``, ``upload_usage``, ``cleanup_uploads``, ``import_roots``,
+    ``start_import``, ``backbones``, ``start_backbone_swap``."""
+
+    def uploads_root(self) -> Path:
+        """``<library>/uploads``, where uploads are saved (ServiceError for an in-memory library)."""
+        if self.library.root is None:
+            raise ServiceError("uploads need a library folder (this library is in memory)")
+        return self.library.root / "uploads"
 
     def upload_folder(self) -> Path:
         """A new folder under ``<library>/uploads`` for one batch of uploads."""
-        if self.library.root is None:
-            raise ServiceError("uploads need a library folder (this library is in memory)")
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        d = self.library.root / "uploads" / f"{stamp}-{secrets.token_hex(3)}"
+        d = self.uploads_root() / f"{stamp}-{secrets.token_hex(3)}"
         d.mkdir(parents=True)
         return d
 
+    def upload_usage(self) -> dict[str, Any]:
+        """``{"used": bytes under <library>/uploads, "quota": bytes allowed, "folder": path}``."""
+        root = self.uploads_root()
+        return {"used": disk_usage(root), "quota": upload_quota_bytes(), "folder": str(root)}
+
     def save_uploads(self, files: Sequence[tuple[str, Any]]) -> SaveResult:
-        """Save uploaded images / zips inside the library folder (zip members cannot escape it)."""
-        return save_uploads(files, self.upload_folder())
+        """Save uploaded images / zips inside the library folder (zip members cannot escape it).
+
+        Refused with a ServiceError when the upload quota is used up; files past what is
+        left of it are rejected (``upload quota exceeded``). A folder left empty is removed.
+        """
+        with _UPLOAD_LOCK:
+            usage = self.upload_usage()
+            if usage["used"] >= usage["quota"]:
+                self.cleanup_uploads()  # what earlier imports left that the app does not need
+                usage = self.upload_usage()
+            left = usage["quota"] - usage["used"]
+            if left <= 0:
+                raise ServiceError(
+                    f"the upload quota is used up: {usage['used']:,} of {usage['quota']:,} bytes under "
+                    f"{usage['folder']} (imported photos stay there: the pages show them); raise "
+                    f"{UPLOAD_QUOTA_ENV} (a number of bytes, now {usage['quota']}) to upload more")
+            folder = self.upload_folder()
+            res = save_uploads(files, folder, quota_bytes=left)
+            if not res.saved:
+                remove_empty_dirs(folder)
+            return res
+
+    def cleanup_uploads(self, folder: str | os.PathLike | None = None, actor: str = "import",
+                        library: Library | None = None) -> dict[str, int]:
+        """Free upload space (all upload folders, or only ``folder``) without losing what the app shows.
+
+        Removes files whose content the library holds at another (existing) path,
+        files the import rejected, non-image files and, then, empty folders.
+        Imported photos and files not imported yet stay. Returns counts of
+        ``files_removed``, ``bytes_freed`` and ``folders_removed``.
+        """
+        lib = library or self.library
+        base = Path(os.path.realpath(self.uploads_root()))
+        target = Path(os.path.realpath(folder)) if folder is not None else base
+        if not _is_within(target, base):
+            raise ServiceError(f"{display_path(target)} is not an upload folder (those are under {base})")
+        if not target.is_dir():
+            return {"files_removed": 0, "bytes_freed": 0, "folders_removed": 0}
+        removed = freed = 0
+        with _UPLOAD_LOCK:  # not while an upload writes (its new folder is empty at first)
+            shown = {fs_path(r) for r in lib.images(path_prefix=target, limit=-1) if r["status"] != "rejected"}
+            for root, _, files in os.walk(target):
+                for name in files:
+                    p = os.path.join(root, name)
+                    if p in shown or not self._upload_file_is_spare(lib, p):
+                        continue
+                    try:
+                        size = os.lstat(p).st_size
+                        os.unlink(p)
+                    except OSError as e:
+                        log.warning("could not remove %s: %s", display_path(p), e)
+                        continue
+                    removed += 1
+                    freed += size
+            folders = remove_empty_dirs(target, keep_top=target == base)
+        if removed or folders:
+            lib.log_event("uploads_cleaned", actor, folder=display_path(target), files_removed=removed,
+                          bytes_freed=freed, folders_removed=folders)
+        return {"files_removed": removed, "bytes_freed": freed, "folders_removed": folders}
+
+    @staticmethod
+    def _upload_file_is_spare(lib: Library, p: str) -> bool:
+        """Whether an upload file can go: not an image type, a link, rejected by the import, or a copy of a
+        photo the library holds at another existing path. Files not imported yet are never spare."""
+        if os.path.islink(p) or not is_image_path(p):
+            return True
+        try:
+            row = lib.image_by_sha(sha256_file(p))
+        except (BadImageError, OSError):
+            return False
+        if row is None:
+            return False
+        if fs_path(row) == p:
+            return row["status"] == "rejected"
+        return os.path.exists(fs_path(row))
+
+    def import_roots(self) -> list[Path]:
+        """Folders a server import may read (symbolic links resolved): the library's uploads folder and the
+        folders in ``ASPL_IMPORT_ROOTS`` (separated by ``os.pathsep``)."""
+        roots = [] if self.library.root is None else [self.library.root / "uploads"]
+        roots += [Path(r.strip()).expanduser() for r in os.environ.get(IMPORT_ROOTS_ENV, "").split(os.pathsep)
+                  if r.strip()]
+        out: list[Path] = []
+        for r in roots:
+            real = Path(os.path.realpath(r))
+            if real not in out:
+                out.append(real)
+        return out
+
+    def _check_import_root(self, p: Path) -> Path:
+        """``p`` resolved, if it lies in an allowed root; else a ServiceError naming the roots."""
+        real = Path(os.path.realpath(p))
+        roots = self.import_roots()
+        if not any(_is_within(real, r) for r in roots):
+            allowed = ", ".join(str(r) for r in roots) or "none"
+            raise ServiceError(
+                f"{display_path(p)} is outside the folders this server imports from (allowed: {allowed}); "
+                f"upload the photos instead, or start the app with {IMPORT_ROOTS_ENV} listing the folders "
+                f"to allow, separated by {os.pathsep!r} (e.g. {IMPORT_ROOTS_ENV}=/data/photos)")
+        return real
 
     def start_import(self, path: str | os.PathLike, annotator: str = "import",
                      labels_from_folders: bool = False) -> Job:
         """Import photos under ``path`` (a server folder or an upload folder) as a background job, embedded
-        with the library's backbone (and its fine-tuned weights, if any)."""
+        with the library's backbone (and its fine-tuned weights, if any).
+
+        ``path`` must lie in one of :meth:`import_roots` (ServiceError otherwise). After
+        an upload folder is imported, :meth:`cleanup_uploads` frees what it no longer needs.
+        """
+        from ..importer import ImportPathError, resolve_import_path
+
         p = Path(path).expanduser()
-        if not p.exists():
-            raise FileNotFoundError(f"no such file or folder on the server: {p}")
+        self._check_import_root(p)  # before looking at the path: no probing what exists elsewhere
+        try:
+            root = resolve_import_path(p)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"no such file or folder on the server: {display_path(p)}") from e
+        except ImportPathError as e:
+            raise ServiceError(str(e)) from e
+        root = self._check_import_root(root)  # again on the final target of every link
         if self.jobs.running("backbone"):
             raise JobBusyError("a backbone swap is running; import after it finishes")
-        root = p.resolve()
+        uploads = Path(os.path.realpath(self.library.root / "uploads")) if self.library.root else None
 
         def work(progress: ProgressFn) -> dict[str, Any]:
             from ..importer import Importer
@@ -53,10 +217,13 @@ class ImportsMixin:
                                embedder=self._library_embedder(lib, backbone), annotator=annotator)
                 s = imp.run(root, labels_from_folders=labels_from_folders, progress=False, on_progress=progress)
                 rejected = [{"path": r["path"], "reason": r["error_reason"], "detail": r["error_detail"]}
-                            for r in lib.images(status="rejected", path_prefix=str(root))]
-            return {"summary": s.as_dict(), "rejected_files": rejected, "path": str(root)}
+                            for r in lib.images(status="rejected", path_prefix=root)]
+                out = {"summary": s.as_dict(), "rejected_files": rejected, "path": display_path(root)}
+                if uploads is not None and _is_within(root, uploads):
+                    out["cleanup"] = self.cleanup_uploads(root, annotator, library=lib)
+            return out
 
-        return self.jobs.submit("import", f"import {root}", work, on_done=self._after_write_job)
+        return self.jobs.submit("import", f"import {display_path(root)}", work, on_done=self._after_write_job)
 
     def backbones(self) -> list[dict]:
         """The backbone pool (metadata only), with how many faces each has embedded."""
