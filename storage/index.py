@@ -1,10 +1,13 @@
 """FAISS indexes of face embeddings, one per backbone.
 
 The database is the source of truth; an index is derived from it. Each index
-file stores the FAISS index together with the face ids it holds, written
-atomically (temporary file + rename). On open, the ids are compared with the
-database's; when they disagree (a crash between a commit and a save, a file
-from another library) the index is rebuilt from the database.
+file stores the FAISS index, the face ids it holds and the fingerprint of its
+exact ``(face id, vector)`` rows (:mod:`storage.fingerprint`), written
+atomically (temporary file + rename). Loading recomputes the fingerprint from
+the vectors in the file. On open, row count and fingerprint are compared with
+the database's; an unreadable or damaged file, or one that disagrees (a crash
+between a commit and a save, vectors re-embedded, a file from another
+library) is logged and rebuilt from the database.
 """
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
+
+from . import fingerprint as fpr
 
 if TYPE_CHECKING:  # pragma: no cover
     from .db import Library
@@ -49,6 +54,7 @@ class FaceIndex:
         self.use_gpu = gpu_count() > 0 if use_gpu is None else use_gpu
         self._index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
         self._ids = np.zeros(0, np.int64)
+        self._hashes = np.zeros(0, np.uint64)  # fingerprint row hashes, aligned with _ids
         self._gpu: faiss.Index | None = None
 
     # ------------------------------------------------------------- building
@@ -84,7 +90,13 @@ class FaceIndex:
         """Face ids held, sorted."""
         return np.sort(self._ids)
 
+    @property
+    def fingerprint(self) -> int:
+        """Fingerprint of the ``(face id, vector)`` rows held (compare with the database's)."""
+        return fpr.combine(self._hashes)
+
     def add(self, ids: np.ndarray, X: np.ndarray) -> None:
+        """Add (or replace) the vectors of ``ids``."""
         X = np.ascontiguousarray(X, np.float32)
         ids = np.ascontiguousarray(ids, np.int64).ravel()
         if len(ids) == 0:
@@ -93,25 +105,62 @@ class FaceIndex:
             raise ValueError(f"expected vectors of dimension {self.dim}, got shape {X.shape}")
         if len(ids) != len(X):
             raise ValueError(f"{len(ids)} ids but {len(X)} vectors")
+        _, last = np.unique(ids[::-1], return_index=True)
+        if len(last) != len(ids):  # an id listed twice: its last vector wins
+            keep = np.sort(len(ids) - 1 - last)
+            ids, X = ids[keep], X[keep]
         dup = np.intersect1d(ids, self._ids)
         if len(dup):
             self.remove(dup)
+        hashes = fpr.row_hashes(ids, X)
         self._index.add_with_ids(X, ids)
         self._ids = np.concatenate([self._ids, ids])
+        self._hashes = np.concatenate([self._hashes, hashes])
         self._gpu = None
 
     def remove(self, ids: np.ndarray) -> int:
+        """Remove ``ids`` (those held); returns how many were removed."""
         ids = np.ascontiguousarray(ids, np.int64).ravel()
         n = int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
-        self._ids = self._ids[~np.isin(self._ids, ids)]
+        keep = ~np.isin(self._ids, ids)
+        self._ids, self._hashes = self._ids[keep], self._hashes[keep]
         self._gpu = None
         return n
 
+    def stored(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, X)`` as held by the FAISS structures themselves (not the bookkeeping), in storage order."""
+        ix = self._index
+        if isinstance(ix, faiss.IndexIVF):
+            invl = ix.invlists
+            if invl.code_size != 4 * self.dim:
+                raise ValueError(f"IVF lists hold {invl.code_size}-byte codes, not raw float32 vectors")
+            ids, X = [], []
+            for lst in range(ix.nlist):
+                n = int(invl.list_size(lst))
+                if n:
+                    ids.append(faiss.rev_swig_ptr(invl.get_ids(lst), n).astype(np.int64))
+                    codes = faiss.rev_swig_ptr(invl.get_codes(lst), n * invl.code_size)
+                    X.append(np.frombuffer(codes.tobytes(), np.float32).reshape(n, self.dim))
+            if not ids:
+                return np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32)
+            return np.concatenate(ids), np.concatenate(X)
+        if isinstance(ix, faiss.IndexIDMap2):
+            ids = faiss.vector_to_array(ix.id_map).astype(np.int64)
+            X = ix.index.reconstruct_n(0, ix.ntotal) if ix.ntotal else np.zeros((0, self.dim), np.float32)
+            return ids, np.ascontiguousarray(X, np.float32)
+        raise ValueError(f"unsupported FAISS index type {type(ix).__name__}")
+
     def reconstruct(self, face_id: int) -> np.ndarray:
-        """The stored vector of ``face_id`` (flat indexes and IVF with direct map)."""
-        if self.kind == "ivf":
-            self._index.make_direct_map()
-        return self._index.reconstruct(int(face_id))
+        """The stored vector of ``face_id`` (KeyError if it is not held)."""
+        if isinstance(self._index, faiss.IndexIDMap2):
+            if not np.isin(face_id, self._ids):
+                raise KeyError(f"face {face_id} is not in the index")
+            return self._index.reconstruct(int(face_id))
+        ids, X = self.stored()
+        hit = np.flatnonzero(ids == int(face_id))
+        if not len(hit):
+            raise KeyError(f"face {face_id} is not in the index")
+        return X[hit[0]].copy()
 
     # --------------------------------------------------------------- search
     def _searcher(self) -> faiss.Index:
@@ -134,24 +183,47 @@ class FaceIndex:
 
     # -------------------------------------------------------------- on disk
     def save(self, path: str | Path) -> None:
-        """Write index and ids to ``path`` atomically."""
+        """Write index, ids and fingerprint to ``path`` atomically."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        with open(tmp, "wb") as f:
-            np.savez(f, index=faiss.serialize_index(self._index), ids=self._ids, dim=np.int64(self.dim))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, index=faiss.serialize_index(self._index), ids=self._ids, dim=np.int64(self.dim),
+                         fingerprint=np.uint64(self.fingerprint))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: str | Path, **kw) -> "FaceIndex":
-        with np.load(Path(path), allow_pickle=False) as z:
-            idx = cls(int(z["dim"]), **kw)
-            idx._index = faiss.deserialize_index(z["index"])
-            idx._ids = z["ids"].astype(np.int64)
-        if idx._index.ntotal != len(idx._ids):
-            raise ValueError(f"index file {path} is inconsistent: {idx._index.ntotal} vectors, {len(idx._ids)} ids")
+        """Read an index file and check it; ValueError (or the reader's error) when it is damaged.
+
+        The fingerprint is recomputed from the vectors in the file and must
+        match the recorded one (files written before fingerprints had none).
+        """
+        path = Path(path)
+        with np.load(path, allow_pickle=False) as z:
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise ValueError(f"{path} is not an index file (a bare array)")
+            missing = {"index", "ids", "dim"} - set(z.files)
+            if missing:
+                raise ValueError(f"index file {path} lacks {', '.join(sorted(missing))}")
+            dim, raw, ids = int(z["dim"]), z["index"], z["ids"].astype(np.int64)
+            recorded = int(z["fingerprint"]) if "fingerprint" in z.files else None
+        idx = cls(dim, **kw)
+        idx._index = faiss.deserialize_index(raw)
+        if idx._index.d != dim or idx._index.ntotal != len(ids):
+            raise ValueError(f"index file {path} is inconsistent: {idx._index.ntotal} vectors of dimension "
+                             f"{idx._index.d}, {len(ids)} ids of dimension {dim}")
+        held, X = idx.stored()
+        if not np.array_equal(np.sort(held), np.sort(ids)):
+            raise ValueError(f"index file {path} is inconsistent: its id list differs from the ids in its index")
+        idx._ids, idx._hashes = held, fpr.row_hashes(held, X)
+        if recorded is not None and idx.fingerprint != recorded:
+            raise ValueError(f"index file {path} is damaged: its vectors do not match its recorded fingerprint")
         if isinstance(idx._index, faiss.IndexIVF):
             idx._index.nprobe = idx.nprobe
         return idx
@@ -164,7 +236,12 @@ def _safe_name(backbone: str) -> str:
 
 
 class IndexStore:
-    """The per-backbone indexes of a :class:`~storage.db.Library`, kept in step with it."""
+    """The per-backbone indexes of a :class:`~storage.db.Library`, kept in step with it.
+
+    An index is used only while its row count and fingerprint equal the
+    database's; anything else (no file, a damaged file, other ids or other
+    vectors) is logged and the index rebuilt from the database's embeddings.
+    """
 
     def __init__(self, library: "Library", **index_kw):
         self.library = library
@@ -176,27 +253,40 @@ class IndexStore:
         return None if d is None else d / f"{_safe_name(backbone)}.faiss.npz"
 
     def get(self, backbone: str, dim: int | None = None) -> FaceIndex:
-        """The index for ``backbone``, loaded from disk and checked against the database.
+        """The index for ``backbone``, checked against the database (rebuilt from it when they disagree).
 
         ``dim`` is needed only to create the empty index of a backbone with no embeddings yet.
         """
-        if backbone in self._open:
-            return self._open[backbone]
-        db_ids = self.library.embedding_ids(backbone)
-        p = self.path(backbone)
-        idx = None
-        if p is not None and p.is_file():
-            try:
-                idx = FaceIndex.load(p, **self.index_kw)
-            except (ValueError, OSError, RuntimeError, KeyError) as e:
-                log.warning("index %s unreadable (%s); rebuilding from the database", p, e)
-                idx = None
-            if idx is not None and not np.array_equal(idx.ids, db_ids):
-                log.warning("index %s holds %d faces, database %d; rebuilding", p, idx.ntotal, len(db_ids))
-                idx = None
+        rows, fp = self.library.embedding_fingerprint(backbone)
+        idx = self._open.get(backbone)
+        if idx is not None:
+            if idx.ntotal == rows and idx.fingerprint == fp:
+                return idx
+            log.info("the %s index in memory (%d faces) disagrees with the database (%d faces, or other "
+                     "vectors); reloading", backbone, idx.ntotal, rows)
+            del self._open[backbone]
+        idx = self._load_agreeing(backbone, rows, fp)
         if idx is None:
             idx = self.rebuild(backbone, dim)
         self._open[backbone] = idx
+        return idx
+
+    def _load_agreeing(self, backbone: str, rows: int, fp: int) -> FaceIndex | None:
+        """The index file of ``backbone`` if it is readable and holds exactly the database's rows, else None."""
+        p = self.path(backbone)
+        if p is None or not p.exists():
+            return None
+        try:
+            idx = FaceIndex.load(p, **self.index_kw)
+        except Exception as e:  # noqa: BLE001 - any damage to a derived file means: rebuild it
+            log.warning("index file %s is damaged or unreadable (%s: %s); rebuilding it from the database",
+                        p, type(e).__name__, e)
+            return None
+        if idx.ntotal != rows or idx.fingerprint != fp:
+            log.warning("index file %s (%d faces, fingerprint %s) disagrees with the database (%d faces, "
+                        "fingerprint %s); rebuilding it", p, idx.ntotal, fpr.to_text(idx.fingerprint), rows,
+                        fpr.to_text(fp))
+            return None
         return idx
 
     def rebuild(self, backbone: str, dim: int | None = None) -> FaceIndex:
@@ -208,24 +298,43 @@ class IndexStore:
             idx = FaceIndex(dim, **self.index_kw)
         else:
             idx = FaceIndex.build(ids, X, **self.index_kw)
+        log.info("rebuilt the %s index from the database (%d faces)", backbone, idx.ntotal)
         self._open[backbone] = idx
         self.save(backbone)
         return idx
 
     def add(self, backbone: str, ids: np.ndarray, X: np.ndarray) -> None:
+        """Add vectors already stored in the database to the open index (saved by :meth:`save`)."""
         self.get(backbone, dim=np.asarray(X).shape[-1]).add(ids, X)
 
-    def save(self, backbone: str) -> None:
-        p = self.path(backbone)
-        if p is not None and backbone in self._open:
-            self._open[backbone].save(p)
+    def save(self, backbone: str) -> bool:
+        """Write the open index of ``backbone`` to its file; False (logged) when that fails.
 
-    def in_sync(self, backbone: str) -> bool:
-        """Whether the on-disk index holds exactly the database's faces."""
+        A failed save costs a rebuild at the next open, never data: the database is the source of truth.
+        """
         p = self.path(backbone)
-        if p is None or not p.is_file():
-            return len(self.library.embedding_ids(backbone)) == 0
-        try:
-            return np.array_equal(FaceIndex.load(p).ids, self.library.embedding_ids(backbone))
-        except (ValueError, OSError, RuntimeError, KeyError):
+        if p is None or backbone not in self._open:
             return False
+        try:
+            self._open[backbone].save(p)
+        except OSError as e:
+            log.error("could not save the %s index to %s (%s); it will be rebuilt at the next open", backbone, p, e)
+            return False
+        return True
+
+    def in_sync(self, backbone: str, deep: bool = False) -> bool:
+        """Whether the index file holds exactly the database's rows (same ids, same vectors).
+
+        ``deep`` recomputes the database's fingerprint from the embeddings
+        instead of trusting the stored one.
+        """
+        rows, fp = self.library.embedding_fingerprint(backbone, recompute=deep)
+        p = self.path(backbone)
+        if p is None or not p.exists():
+            return rows == 0
+        try:
+            idx = FaceIndex.load(p, use_gpu=False)
+        except Exception as e:  # noqa: BLE001 - a damaged file is simply not in sync
+            log.info("index file %s is unreadable (%s: %s)", p, type(e).__name__, e)
+            return False
+        return idx.ntotal == rows and idx.fingerprint == fp
