@@ -294,7 +294,7 @@ def sidebar_stats() -> None:
     svc = service()
     st.sidebar.caption(f"Library: `{library_path()}`")
     try:
-        s = svc.stats()
+        s = svc.stats(detail=False)
     except (ValueError, RuntimeError) as e:  # e.g. no backbone registered
         st.sidebar.warning(str(e))
         return

@@ -139,20 +139,24 @@ class Library(FacesMixin, EmbeddingsMixin, PeopleMixin, WorkflowMixin, RoundsMix
             self.log_event("setting_changed", actor, key=key, value="(hidden)")
 
     # ----------------------------------------------------------------- stats
-    def stats(self) -> dict[str, Any]:
-        """Counts for ``python -m aspl stats``."""
-        img = dict(self.db.execute("SELECT status, COUNT(*) FROM images GROUP BY status").fetchall())
+    def counts(self) -> dict[str, int]:
+        """The trigger-kept counts (one small table read): ``faces:ok``, ``faces:not_face``,
+        ``images:<status>``, ``labels:<source>`` (live labels)."""
+        return {k: int(n) for k, n in self.db.execute("SELECT key, n FROM counts").fetchall()}
+
+    def stats(self, detail: bool = True) -> dict[str, Any]:
+        """Counts for ``python -m aspl stats`` (without ``detail``: only the trigger-kept counts and people,
+        cheap at any size: no rejected-by-reason or per-backbone counts)."""
+        c = self.counts()
         rejected = dict(self.db.execute("SELECT error_reason, COUNT(*) FROM images WHERE status = 'rejected' "
-                                        "GROUP BY error_reason ORDER BY 2 DESC").fetchall())
-        by_source = dict(self.db.execute("SELECT source, COUNT(*) FROM labels WHERE revoked = 0 "
-                                         "GROUP BY source").fetchall())
+                                        "GROUP BY error_reason ORDER BY 2 DESC").fetchall()) if detail else {}
         return {
-            "images": int(img.get("ok", 0) + img.get("no_face", 0)),
-            "images_without_faces": int(img.get("no_face", 0)),
-            "faces": int(self._one("SELECT COUNT(*) FROM faces") or 0),
-            "rejected_files": int(img.get("rejected", 0)),
+            "images": c["images:ok"] + c["images:no_face"],
+            "images_without_faces": c["images:no_face"],
+            "faces": c["faces:ok"] + c["faces:not_face"],
+            "rejected_files": c["images:rejected"],
             "rejected_by_reason": rejected,
-            "labels_by_source": {s: int(by_source.get(s, 0)) for s in LABEL_SOURCES},
+            "labels_by_source": {s: c[f"labels:{s}"] for s in LABEL_SOURCES},
             "people": int(self._one("SELECT COUNT(*) FROM people WHERE merged_into IS NULL") or 0),
-            "embeddings_by_backbone": self.backbones_embedded(),
+            "embeddings_by_backbone": self.backbones_embedded() if detail else {},
         }

@@ -342,3 +342,44 @@ def m009_accounts(db: sqlite_utils.Database) -> None:
         db.execute("INSERT INTO users (name, role, password, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
                    ["admin", "admin", old[0], _dt.datetime.now(_dt.timezone.utc).isoformat(), "migration"])
         db.execute("DELETE FROM settings WHERE key = 'admin_password'")
+
+
+@migration
+def m010_counters(db: sqlite_utils.Database) -> None:
+    """Counts kept by triggers, so the numbers every page shows cost one indexed read at any library size:
+    ``faces:<status>``, ``images:<status>`` and ``labels:<source>`` (live labels only).
+
+    Also the indexes the annotate path needs: live labels by face and source, faces by status, skips by
+    annotator and round.
+    """
+    db.execute("CREATE TABLE counts (key TEXT PRIMARY KEY, n INTEGER NOT NULL DEFAULT 0)")
+    keys = [f"faces:{s}" for s in ("ok", "not_face")] + [f"images:{s}" for s in ("ok", "no_face", "rejected")] \
+        + [f"labels:{s}" for s in ("human", "seed", "auto")]
+    db.conn.executemany("INSERT INTO counts (key, n) VALUES (?, 0)", [(k,) for k in keys])
+    for sql in ("SELECT 'faces:' || status, COUNT(*) FROM faces GROUP BY status",
+                "SELECT 'images:' || status, COUNT(*) FROM images GROUP BY status",
+                "SELECT 'labels:' || source, COUNT(*) FROM labels WHERE revoked = 0 GROUP BY source"):
+        for key, n in db.execute(sql).fetchall():
+            db.execute("UPDATE counts SET n = ? WHERE key = ?", [n, key])
+    for table, col in (("faces", "status"), ("images", "status")):
+        db.execute(f"CREATE TRIGGER {table}_count_insert AFTER INSERT ON {table} BEGIN "
+                   f"UPDATE counts SET n = n + 1 WHERE key = '{table}:' || NEW.{col}; END")
+        db.execute(f"CREATE TRIGGER {table}_count_delete AFTER DELETE ON {table} BEGIN "
+                   f"UPDATE counts SET n = n - 1 WHERE key = '{table}:' || OLD.{col}; END")
+        db.execute(f"CREATE TRIGGER {table}_count_update AFTER UPDATE OF {col} ON {table} "
+                   f"WHEN OLD.{col} != NEW.{col} BEGIN "
+                   f"UPDATE counts SET n = n - 1 WHERE key = '{table}:' || OLD.{col}; "
+                   f"UPDATE counts SET n = n + 1 WHERE key = '{table}:' || NEW.{col}; END")
+    db.execute("CREATE TRIGGER labels_count_insert AFTER INSERT ON labels WHEN NEW.revoked = 0 BEGIN "
+               "UPDATE counts SET n = n + 1 WHERE key = 'labels:' || NEW.source; END")
+    db.execute("CREATE TRIGGER labels_count_delete AFTER DELETE ON labels WHEN OLD.revoked = 0 BEGIN "
+               "UPDATE counts SET n = n - 1 WHERE key = 'labels:' || OLD.source; END")
+    db.execute("CREATE TRIGGER labels_count_update AFTER UPDATE OF revoked, source ON labels "
+               "WHEN OLD.revoked != NEW.revoked OR OLD.source != NEW.source BEGIN "
+               "UPDATE counts SET n = n - (OLD.revoked = 0) WHERE key = 'labels:' || OLD.source; "
+               "UPDATE counts SET n = n + (NEW.revoked = 0) WHERE key = 'labels:' || NEW.source; END")
+    db.execute("CREATE INDEX labels_face_live ON labels(face_id, revoked, source)")
+    db.execute("CREATE INDEX faces_status ON faces(status, id)")
+    db.execute("CREATE INDEX skips_annotator ON skips(annotator, round, face_id)")
+    db.execute("CREATE INDEX leases_annotator ON leases(annotator, expires_at)")
+    db.execute("CREATE INDEX images_status ON images(status, error_reason)")

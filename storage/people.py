@@ -62,6 +62,19 @@ class PeopleMixin(_Host):
             "FROM people p LEFT JOIN labels l ON l.person_id = p.id AND l.revoked = 0 "
             "WHERE p.merged_into IS NULL GROUP BY p.id ORDER BY p.name")
 
+    def names_of_people(self, ids: Sequence[int] | None = None) -> dict[int, str]:
+        """``id -> name`` of live (not merged) people, all or only ``ids`` (no label counts: cheap)."""
+        if ids is None:
+            rows = self.db.execute("SELECT id, name FROM people WHERE merged_into IS NULL").fetchall()
+        else:
+            ids = [int(i) for i in ids]
+            rows = []
+            for i in range(0, len(ids), 500):
+                part = ids[i:i + 500]
+                rows += self.db.execute(f"SELECT id, name FROM people WHERE merged_into IS NULL AND id IN "
+                                        f"({','.join('?' * len(part))})", part).fetchall()
+        return {int(i): n for i, n in rows}
+
     def person(self, person_id: int) -> dict:
         rows = self._rows("SELECT * FROM people WHERE id = ?", [person_id])
         if not rows:
@@ -213,8 +226,9 @@ class PeopleMixin(_Host):
     def replace_auto_labels(self, round: int, labels: Sequence[tuple[int, int, float]]) -> int:
         """Revoke all live auto-labels and write this round's ``(face, person, confidence)`` set."""
         with self.transaction():
-            self.db.execute("UPDATE labels SET revoked = 1, revoked_at = ?, revoked_by = 'engine' "
-                            "WHERE source = 'auto' AND revoked = 0", [_now()])
+            # replaced, not revoked: the table holds the latest round's auto-labels only (a round's history
+            # is its counts in ``rounds.metrics``), so it does not grow by n rows per round
+            self.db.execute("DELETE FROM labels WHERE source = 'auto'")
             t = _now()
             self.db.table("labels").insert_all(
                 {"face_id": int(f), "person_id": int(p), "source": "auto", "confidence": float(c), "round": round,

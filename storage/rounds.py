@@ -66,6 +66,10 @@ class RoundsMixin(_Host):
             r[k] = json.loads(r[k])
         return r
 
+    def round_count(self) -> int:
+        """Finished rounds."""
+        return int(self._one("SELECT COUNT(*) FROM rounds WHERE finished_at IS NOT NULL") or 0)
+
     def last_round_id(self) -> int | None:
         return self._one("SELECT MAX(id) FROM rounds WHERE finished_at IS NOT NULL")
 

@@ -85,7 +85,7 @@ class AnnotateMixin:
 
     def person_names(self) -> list[str]:
         """Names of the live people, case-insensitively sorted."""
-        return sorted((p["name"] for p in self.library.people()), key=str.lower)
+        return sorted(self.library.names_of_people().values(), key=str.lower)
 
     def person_name(self, person_id: int) -> str:
         """The name of ``person_id`` (NotFoundError if there is no such person)."""
@@ -108,8 +108,8 @@ class AnnotateMixin:
 
     def remaining(self) -> int:
         """Faces without a human label that are not marked 'not a face'."""
-        lib = self.library
-        return len(set(lib.face_ids("ok")) - lib.labelled_face_ids(("human", "seed")))
+        c = self.library.counts()  # trigger-kept: live human/seed labels are only ever on 'ok' faces
+        return c["faces:ok"] - c["labels:human"] - c["labels:seed"]
 
     def face_view(self, face_id: int) -> FaceView:
         """What the Annotate page shows about ``face_id``: box, status, live labels, queue rank."""
@@ -135,12 +135,13 @@ class AnnotateMixin:
             if x is None:
                 return []
             rejected = {p for _, p in lib.rejections(face_id)}
-            names = {p["id"]: p["name"] for p in lib.people()}
             out: dict[int, Suggestion] = {}
             model = self._model()
             if model is not None and len(getattr(model, "classes_", [])) and model.n_features_in_ == x.size:
                 s = model.decision_function(x[None, :])[0]
-                for j in np.argsort(-s):
+                top = np.argsort(-s)[:k + len(rejected) + 16]  # enough for k after rejected/merged ones
+                names = lib.names_of_people([int(model.classes_[j]) for j in top])
+                for j in top:
                     p = int(model.classes_[j])
                     if p in rejected or p not in names:
                         continue
@@ -152,6 +153,7 @@ class AnnotateMixin:
                 sims, nbrs = idx.search(x, min(64, max(1, idx.ntotal)))
                 valid = [(float(si), int(n)) for si, n in zip(sims[0], nbrs[0]) if n >= 0 and n != face_id]
                 who = lib.face_persons([n for _, n in valid])
+                names = lib.names_of_people(set(who.values()))
                 for si, n in valid:
                     p = who.get(n)
                     if p is None or p in rejected or p in out or p not in names:

@@ -59,7 +59,7 @@ class BatchMixin:
             lib = self.library
             size = self.loop_settings().batch_size
             busy = set(lib.leased_faces(exclude_annotator=annotator))
-            names = {p["id"]: p["name"] for p in lib.people()}
+            names = lib.names_of_people()
             by_person: dict[int, list[tuple[float, int]]] = {}
             for r in lib.label_rows(("auto",)):
                 if r["face_id"] not in busy:

@@ -178,10 +178,11 @@ class ServiceCore:
         """The latest entries of the append-only event log, newest first."""
         return self.library.events(limit=limit)
 
-    def stats(self) -> dict[str, Any]:
-        """Library counts plus the backbone, rounds run and faces still to label."""
-        st = self.library.stats()
+    def stats(self, detail: bool = True) -> dict[str, Any]:
+        """Library counts plus the backbone, rounds run and faces still to label (without ``detail``:
+        only what costs no scan, for the sidebar on every key press)."""
+        st = self.library.stats(detail=detail)
         st["backbone"] = self.backbone
-        st["rounds"] = len(self.library.rounds())
+        st["rounds"] = self.library.round_count()
         st["to_label"] = self.remaining()
         return st

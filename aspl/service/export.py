@@ -28,7 +28,7 @@ def csv_safe(value: object) -> object:
 def export_rows(lib: Library) -> list[dict]:
     """One row per labelled face: face -> person with box, source, confidence (human labels win)."""
     faces = {r["face_id"]: r for r in lib.faces_table()}
-    names = {p["id"]: p["name"] for p in lib.people()}
+    names = lib.names_of_people()
     best: dict[int, dict] = {}
     for r in lib.label_rows():
         f = r["face_id"]

@@ -91,7 +91,7 @@ class ReviewMixin:
             loop = self.loop_settings()
             autos = sorted(lib.label_rows(("auto",)), key=lambda r: r["face_id"])
             done = {(r["face_id"], r["person_id"]) for r in lib.reviews()}
-            names = {p["id"]: p["name"] for p in lib.people()}
+            names = lib.names_of_people()
             rng = np.random.default_rng(zlib.crc32(f"{lib.last_round_id()}:{annotator}".encode()))
             items: list[ReviewItem] = []
             taken: set[int] = set()

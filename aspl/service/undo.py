@@ -11,7 +11,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from storage import LabelConflictError, Library
+from storage import LabelConflictError, Library, NotFoundError
 
 from .errors import NothingToUndoError, ServiceError
 from .settings import SCOPE_ANNOTATE, SCOPES
@@ -44,7 +44,12 @@ def undoable(kind: str, describe: Callable[[dict], str]) -> Callable[[UndoFn], U
 def current_auto_ids(lib: Library, label_ids: Sequence[int]) -> list[int]:
     """Those of ``label_ids`` written by the latest round (older ones were replaced since)."""
     last = lib.last_round_id()
-    return [i for i in label_ids if lib.label(i)["round"] == last]
+    out = []
+    for i in label_ids:
+        with contextlib.suppress(NotFoundError):  # replaced by a later round
+            if lib.label(i)["round"] == last:
+                out.append(i)
+    return out
 
 
 def restore_auto(lib: Library, label_ids: Sequence[int], annotator: str) -> None:
