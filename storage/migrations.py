@@ -383,3 +383,31 @@ def m010_counters(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX skips_annotator ON skips(annotator, round, face_id)")
     db.execute("CREATE INDEX leases_annotator ON leases(annotator, expires_at)")
     db.execute("CREATE INDEX images_status ON images(status, error_reason)")
+
+
+@migration
+def m011_face_label_flags(db: sqlite_utils.Database) -> None:
+    """``faces.human`` / ``faces.auto``: how many live human-or-seed / auto labels a face has, kept by
+    triggers, with a partial index over the open faces, so "the next face to ask" is an index seek at any
+    library size instead of a scan past every labelled face."""
+    db.execute("ALTER TABLE faces ADD COLUMN human INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE faces ADD COLUMN auto INTEGER NOT NULL DEFAULT 0")
+    db.execute("UPDATE faces SET human = (SELECT COUNT(*) FROM labels l WHERE l.face_id = faces.id AND "
+               "l.revoked = 0 AND l.source IN ('human', 'seed')), auto = (SELECT COUNT(*) FROM labels l "
+               "WHERE l.face_id = faces.id AND l.revoked = 0 AND l.source = 'auto')")
+    for name, event, when, body in (
+            ("insert", "INSERT", "NEW.revoked = 0", ["+1 NEW"]),
+            ("delete", "DELETE", "OLD.revoked = 0", ["-1 OLD"]),
+            ("update", "UPDATE OF revoked, source, face_id",
+             "OLD.revoked != NEW.revoked OR OLD.source != NEW.source OR OLD.face_id != NEW.face_id",
+             ["-(OLD.revoked = 0) OLD", "+(NEW.revoked = 0) NEW"])):
+        stmts = []
+        for b in body:
+            delta, r = b.rsplit(" ", 1)
+            for target in ("human", "auto"):
+                cond = f"{r}.source = 'auto'" if target == "auto" else f"{r}.source != 'auto'"
+                stmts.append(f"UPDATE faces SET {target} = {target} {delta[0]} {delta[1:] or '1'} "
+                             f"WHERE id = {r}.face_id AND {cond};")
+        db.execute(f"CREATE TRIGGER labels_face_flags_{name} AFTER {event} ON labels WHEN {when} BEGIN "
+                   + " ".join(stmts) + " END")
+    db.execute("CREATE INDEX faces_open ON faces(auto, id) WHERE status = 'ok' AND human = 0")

@@ -1,4 +1,5 @@
-"""Trigger-kept counts agree with counting the rows, through every kind of change the app makes."""
+"""Trigger-kept counts and per-face label flags agree with counting the rows, through every kind of change
+the app makes."""
 from __future__ import annotations
 
 from apphelpers import synthetic_service
@@ -33,6 +34,11 @@ def test_counts_follow_labels_statuses_rounds_and_undo():
         nonlocal checks
         assert lib.counts() == _exact(lib)
         assert svc.remaining() == _remaining(lib)
+        wrong = lib.db.execute(  # the per-face flags the next-face query seeks on
+            "SELECT COUNT(*) FROM faces f WHERE human != (SELECT COUNT(*) FROM labels l WHERE l.face_id = f.id "
+            "AND l.revoked = 0 AND l.source IN ('human', 'seed')) OR auto != (SELECT COUNT(*) FROM labels l "
+            "WHERE l.face_id = f.id AND l.revoked = 0 AND l.source = 'auto')").fetchone()[0]
+        assert wrong == 0
         checks += 1
 
     check()
