@@ -137,8 +137,8 @@ class EmbeddingsMixin(_Host):
             "SELECT face_id FROM embeddings WHERE backbone = ? ORDER BY face_id", [backbone])), np.int64)
 
     def embedding_count(self, backbone: str) -> int:
-        """Faces embedded with ``backbone``."""
-        return int(self._one("SELECT COUNT(*) FROM embeddings WHERE backbone = ?", [backbone]) or 0)
+        """Faces embedded with ``backbone`` (one row read: the count kept with the fingerprint)."""
+        return self.embedding_fingerprint(backbone)[0]
 
     def faces_missing_embedding(self, backbone: str) -> list[int]:
         return [r[0] for r in self.db.execute(

@@ -53,9 +53,32 @@ class FaceIndex:
         self.nprobe = nprobe
         self.use_gpu = gpu_count() > 0 if use_gpu is None else use_gpu
         self._index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
-        self._ids = np.zeros(0, np.int64)
-        self._hashes = np.zeros(0, np.uint64)  # fingerprint row hashes, aligned with _ids
+        # ids held and their fingerprint row hashes, as appended chunks (an add never copies what is held);
+        # a set of the ids for duplicate checks, and the running fingerprint
+        self._id_chunks: list[np.ndarray] = []
+        self._hash_chunks: list[np.ndarray] = []
+        self._idset: set[int] = set()
+        self._fp = np.uint64(0)
         self._gpu: faiss.Index | None = None
+
+    def _set_rows(self, ids: np.ndarray, hashes: np.ndarray) -> None:
+        """Replace the bookkeeping of held rows (after a load or a removal)."""
+        self._id_chunks, self._hash_chunks = [np.asarray(ids, np.int64)], [np.asarray(hashes, np.uint64)]
+        self._idset = set(self._id_chunks[0].tolist())
+        self._fp = np.uint64(fpr.combine(self._hash_chunks[0]))
+
+    @property
+    def _ids(self) -> np.ndarray:
+        if len(self._id_chunks) != 1:
+            self._id_chunks = [np.concatenate(self._id_chunks) if self._id_chunks else np.zeros(0, np.int64)]
+        return self._id_chunks[0]
+
+    @property
+    def _hashes(self) -> np.ndarray:
+        if len(self._hash_chunks) != 1:
+            self._hash_chunks = [np.concatenate(self._hash_chunks) if self._hash_chunks
+                                 else np.zeros(0, np.uint64)]
+        return self._hash_chunks[0]
 
     # ------------------------------------------------------------- building
     @classmethod
@@ -93,7 +116,7 @@ class FaceIndex:
     @property
     def fingerprint(self) -> int:
         """Fingerprint of the ``(face id, vector)`` rows held (compare with the database's)."""
-        return fpr.combine(self._hashes)
+        return int(self._fp)
 
     def add(self, ids: np.ndarray, X: np.ndarray) -> None:
         """Add (or replace) the vectors of ``ids``."""
@@ -109,13 +132,17 @@ class FaceIndex:
         if len(last) != len(ids):  # an id listed twice: its last vector wins
             keep = np.sort(len(ids) - 1 - last)
             ids, X = ids[keep], X[keep]
-        dup = np.intersect1d(ids, self._ids)
-        if len(dup):
-            self.remove(dup)
+        held = self._idset
+        dup = [i for i in ids.tolist() if i in held]  # O(batch), not a scan of every id held
+        if dup:
+            self.remove(np.array(dup, np.int64))
         hashes = fpr.row_hashes(ids, X)
         self._index.add_with_ids(X, ids)
-        self._ids = np.concatenate([self._ids, ids])
-        self._hashes = np.concatenate([self._hashes, hashes])
+        self._id_chunks.append(ids.copy())
+        self._hash_chunks.append(hashes)
+        held.update(ids.tolist())
+        with np.errstate(over="ignore"):
+            self._fp = np.uint64(self._fp + np.uint64(fpr.combine(hashes)))
         self._gpu = None
 
     def remove(self, ids: np.ndarray) -> int:
@@ -123,7 +150,7 @@ class FaceIndex:
         ids = np.ascontiguousarray(ids, np.int64).ravel()
         n = int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
         keep = ~np.isin(self._ids, ids)
-        self._ids, self._hashes = self._ids[keep], self._hashes[keep]
+        self._set_rows(self._ids[keep], self._hashes[keep])
         self._gpu = None
         return n
 
@@ -179,7 +206,14 @@ class FaceIndex:
             raise ValueError(f"k must be positive, got {k}")
         if self.ntotal == 0:
             return np.full((len(X), k), -np.inf, np.float32), np.full((len(X), k), -1, np.int64)
-        return self._searcher().search(X, k)
+        if len(X) > 1 or self.use_gpu:
+            return self._searcher().search(X, k)
+        threads = faiss.omp_get_max_threads()  # one query: threads cost more than they save
+        faiss.omp_set_num_threads(1)
+        try:
+            return self._searcher().search(X, k)
+        finally:
+            faiss.omp_set_num_threads(threads)
 
     # -------------------------------------------------------------- on disk
     def save(self, path: str | Path) -> None:
@@ -221,7 +255,7 @@ class FaceIndex:
         held, X = idx.stored()
         if not np.array_equal(np.sort(held), np.sort(ids)):
             raise ValueError(f"index file {path} is inconsistent: its id list differs from the ids in its index")
-        idx._ids, idx._hashes = held, fpr.row_hashes(held, X)
+        idx._set_rows(held, fpr.row_hashes(held, X))
         if recorded is not None and idx.fingerprint != recorded:
             raise ValueError(f"index file {path} is damaged: its vectors do not match its recorded fingerprint")
         if isinstance(idx._index, faiss.IndexIVF):
