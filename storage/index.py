@@ -305,6 +305,18 @@ class IndexStore:
         self._open[backbone] = idx
         return idx
 
+    def peek(self, backbone: str) -> FaceIndex | None:
+        """The index for ``backbone`` if one agreeing with the database is open or on disk; never builds one
+        (None: a rebuild is needed, see :meth:`rebuild`)."""
+        rows, fp = self.library.embedding_fingerprint(backbone)
+        idx = self._open.get(backbone)
+        if idx is not None and idx.ntotal == rows and idx.fingerprint == fp:
+            return idx
+        idx = self._load_agreeing(backbone, rows, fp)
+        if idx is not None:
+            self._open[backbone] = idx
+        return idx
+
     def _load_agreeing(self, backbone: str, rows: int, fp: int) -> FaceIndex | None:
         """The index file of ``backbone`` if it is readable and holds exactly the database's rows, else None."""
         p = self.path(backbone)

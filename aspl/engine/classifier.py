@@ -32,6 +32,28 @@ DEFAULT_C = 10.0
 _LOSSES = ("squared_hinge", "hinge")
 
 
+def check_fit_inputs(X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None,
+                     dtype: type = np.float64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validated ``(X, y, w)`` of a one-vs-all fit, rows of weight 0 dropped (shared by both classifiers)."""
+    X = check_array(X, dtype=dtype)
+    y = np.asarray(y).reshape(-1)
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]} labels")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"y must hold integer person ids (-1 = none of them), got dtype {y.dtype}")
+    if np.any(y < UNLABELLED):
+        raise ValueError(f"person ids must be >= 0 (or -1 for 'none of them'), got {int(y.min())}")
+    w = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if w.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but sample_weight has {w.shape[0]}")
+    if np.any(w < 0) or not np.all(np.isfinite(w)):
+        raise ValueError("sample_weight must be finite and >= 0")
+    keep = w > 0
+    if keep.all():
+        return X, y.astype(np.int64, copy=False), w
+    return X[keep], y[keep].astype(np.int64, copy=False), w[keep]
+
+
 class OneVsAllSVM(ClassifierMixin, BaseEstimator):
     """One linear SVM per person: that person's faces against everyone else's.
 
@@ -75,21 +97,7 @@ class OneVsAllSVM(ClassifierMixin, BaseEstimator):
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> "OneVsAllSVM":
         """Train one SVM per person with at least ``min_labels`` faces; return ``self``."""
         self._validate()
-        X = check_array(X, dtype=np.float64)
-        y = np.asarray(y).reshape(-1)
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]} labels")
-        if not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"y must hold integer person ids (-1 = none of them), got dtype {y.dtype}")
-        if np.any(y < UNLABELLED):
-            raise ValueError(f"person ids must be >= 0 (or -1 for 'none of them'), got {int(y.min())}")
-        w = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).reshape(-1)
-        if w.shape[0] != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} rows but sample_weight has {w.shape[0]}")
-        if np.any(w < 0) or not np.all(np.isfinite(w)):
-            raise ValueError("sample_weight must be finite and >= 0")
-        keep = w > 0
-        X, y, w = X[keep], y[keep], w[keep]
+        X, y, w = check_fit_inputs(X, y, sample_weight, np.float64)
         self.n_features_in_ = X.shape[1]
         ids, counts = np.unique(y[y >= 0], return_counts=True)
         classes, coefs, biases = [], [], []

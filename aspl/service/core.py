@@ -6,7 +6,7 @@ import logging
 from typing import Any, Callable, Iterator
 
 from storage import IndexStore, Library, StateFormatError
-from storage.index import FaceIndex
+from storage.index import IVF_THRESHOLD, FaceIndex
 
 from ..engine.loop import ActiveLoop, StateError
 from ..jobs import Job, JobRegistry
@@ -60,7 +60,7 @@ class ServiceCore:
         self._detector_obj: Any = None
         self._embedders: dict[str, Any] = {}
         self._tuned_cache: dict[tuple[str, str], Any] = {}  # (backbone, weights file) -> fine-tuned embedder
-        self._index_cache: tuple[str, int, FaceIndex] | None = None
+        self._index_cache: tuple[str, FaceIndex] | None = None
         self._model_cache: tuple[Any, Any] | None = None
         self._cluster_cache: tuple[Any, list] | None = None
 
@@ -144,24 +144,45 @@ class ServiceCore:
 
     # ------------------------------------------------------------ caches
     def _index(self, backbone: str) -> FaceIndex | None:
-        """The FAISS index of ``backbone``. While an import or a swap runs, the copy in memory keeps serving."""
+        """The FAISS index of ``backbone`` for a request; never a long build on the request's thread.
+
+        An index agreeing with the database (in memory or on disk) serves at once. Otherwise a small one
+        (exact, under :data:`storage.index.IVF_THRESHOLD` faces) is rebuilt here, and a large one is rebuilt
+        by a background ``index`` job while the previous copy in memory, if any, keeps serving (None before
+        the first: suggestions then come from the classifiers only). While an import or a swap writes, the
+        copy in memory keeps serving too.
+        """
         lib = self.library
         c = self._index_cache
-        writing = self.jobs.running("import") or self.jobs.running("backbone")
-        if c is not None and c[0] == backbone and (writing or c[1] == lib.embedding_count(backbone)):
-            return c[2]
-        n = lib.embedding_count(backbone)
-        if n == 0:
-            return None
-        if writing:
-            ids, X = lib.embeddings(backbone)
-            idx = FaceIndex.build(ids, X)
-        else:
-            idx = self.indexes.get(backbone)
-            if idx.ntotal != n:
+        writing = self.jobs.running("import") or self.jobs.running("backbone") or self.jobs.running("index")
+        if c is not None and c[0] == backbone and writing:
+            return c[1]
+        idx = self.indexes.peek(backbone)
+        if idx is None:
+            n = lib.embedding_count(backbone)
+            if n == 0:
+                return None
+            if n < IVF_THRESHOLD and not writing:
                 idx = self.indexes.rebuild(backbone)
-        self._index_cache = (backbone, n, idx)
+            else:
+                if not writing:
+                    self.start_index_build(backbone)
+                return c[1] if c is not None and c[0] == backbone else None
+        self._index_cache = (backbone, idx)
         return idx
+
+    def start_index_build(self, backbone: str | None = None) -> Job:
+        """Rebuild the FAISS index of ``backbone`` (default: the library's) from the database, as a job."""
+        backbone = backbone or self.backbone
+
+        def work(progress) -> dict[str, Any]:
+            progress(0, 1, f"building the {backbone} index")
+            with self._worker_library() as lib:
+                idx = IndexStore(lib).rebuild(backbone)
+            progress(1, 1, f"{idx.ntotal} faces indexed ({idx.kind})")
+            return {"backbone": backbone, "faces": idx.ntotal, "kind": idx.kind}
+
+        return self.jobs.submit("index", f"build the {backbone} index", work, on_done=self._after_write_job)
 
     def _model(self) -> ActiveLoop | None:
         """The loop (classifiers) of the latest round on the current backbone (None before any round)."""
