@@ -30,15 +30,15 @@ class WorkflowMixin(_Host):
         fresh = "NOT EXISTS (SELECT 1 FROM skips s WHERE s.face_id = f.id AND s.annotator = :a AND s.round IS :r)"
         unqueued = "NOT EXISTS (SELECT 1 FROM queue q WHERE q.face_id = f.id)"
         tiers = (  # each an index seek (partial index faces_open), whatever the library's size
-            f"SELECT f.id FROM leases m JOIN faces f ON f.id = m.face_id WHERE m.annotator = :a AND {open_} "
+            f"SELECT f.id FROM leases m CROSS JOIN faces f ON f.id = m.face_id WHERE m.annotator = :a AND {open_} "
             f"AND {fresh} ORDER BY m.expires_at DESC LIMIT 1",
-            f"SELECT f.id FROM queue q JOIN faces f ON f.id = q.face_id WHERE {open_} AND {fresh} "
+            f"SELECT f.id FROM queue q CROSS JOIN faces f ON f.id = q.face_id WHERE {open_} AND {fresh} "
             f"ORDER BY q.rank LIMIT 1",
             f"SELECT f.id FROM faces f INDEXED BY faces_open WHERE {open_} AND f.auto = 0 AND {fresh} AND {unqueued} "
             f"ORDER BY f.auto, f.id LIMIT 1",
             f"SELECT f.id FROM faces f INDEXED BY faces_open WHERE {open_} AND f.auto > 0 AND {fresh} AND {unqueued} "
             f"ORDER BY f.auto, f.id LIMIT 1",
-            f"SELECT f.id FROM skips s JOIN faces f ON f.id = s.face_id WHERE s.annotator = :a AND s.round IS :r "
+            f"SELECT f.id FROM skips s CROSS JOIN faces f ON f.id = s.face_id WHERE s.annotator = :a AND s.round IS :r "
             f"AND {open_} ORDER BY f.id LIMIT 1",
         )
         with self.transaction():

@@ -1,0 +1,160 @@
+"""Scale benchmark: the annotate key-press path, a round, and the index, on synthetic libraries of
+10k-1M faces built through the storage API.
+
+Faces are clustered 128-d unit vectors (``--people`` centres, Gaussian noise) with a tiny shared crop;
+``--labelled`` of them get human labels (the rest are for the loop). ``--real N`` mixes in N real
+lfw-dev faces (dlib embeddings from the benchmark cache, if present).
+
+    .venv/bin/python bench/scale_bench.py --faces 100000 --people 2000          # one size, a table
+    .venv/bin/python bench/scale_bench.py --faces 10000 --people 1000 --json    # one JSON object
+    .venv/bin/python bench/scale_bench.py --faces 1000000 --people 10000 --no-round
+
+Key press = what the Annotate page calls between one answer and the next face drawn: ``confirm``,
+``next_face``, ``face_view``, ``suggestions`` (k=5), the crops, ``last_action`` and the sidebar's
+``stats``. CPU = ``time.process_time`` of this process; wall = ``time.perf_counter``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from aspl.service import Service  # noqa: E402
+from storage import IndexStore, Library  # noqa: E402
+from storage.faces import NewFace  # noqa: E402
+
+BACKBONE = "synthetic-128"
+
+
+def build(root: Path, faces: int, people: int, labelled: float, seed: int = 0, batch: int = 5000) -> dict:
+    """A library at ``root`` with ``faces`` one-face photos of ``people`` people; returns truth and timing."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((people, 128)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    crop = np.full((16, 16, 3), 128, np.uint8)
+    lib = Library(root)
+    lib.set_setting("backbone", BACKBONE)
+    who = rng.integers(0, people, faces)
+    names = [f"Person {p:05d}" for p in range(people)]
+    t0 = time.perf_counter()
+    ids = np.zeros(faces, np.int64)
+    for start in tqdm(range(0, faces, batch), desc="building", unit_scale=batch, file=sys.stderr):
+        stop = min(faces, start + batch)
+        X = centres[who[start:stop]] + 0.35 * rng.standard_normal((stop - start, 128)).astype(np.float32) / 8
+        X /= np.linalg.norm(X, axis=1, keepdims=True)
+        with lib.transaction():
+            for i in range(start, stop):
+                sha = hashlib.sha256(f"{seed}-{i}".encode()).hexdigest()
+                _, fids = lib.add_image(f"synthetic/{i}.jpg", sha, 1000, 160, 160, [NewFace(
+                    (10.0, 10.0, 150.0, 150.0), np.zeros((5, 2), np.float32), 0.99, crop,
+                    {BACKBONE: X[i - start]})])
+                ids[i] = fids[0]
+    build_s = time.perf_counter() - t0
+    n_lab = int(labelled * faces)
+    pick = rng.permutation(faces)[:n_lab]
+    # at least one labelled face per person where possible
+    first = {}
+    for i in range(faces):
+        first.setdefault(int(who[i]), i)
+    pick = np.unique(np.concatenate([pick, np.array(list(first.values()))]))
+    with lib.transaction():
+        pid = {p: lib.person_id(names[p], create=True) for p in range(people)}
+        for i in pick:
+            lib.add_label(int(ids[i]), pid[int(who[i])], "human", 1.0, annotator="bench")
+    t1 = time.perf_counter()
+    IndexStore(lib).rebuild(BACKBONE)
+    index_s = time.perf_counter() - t1
+    lib.close()
+    return {"truth": {int(ids[i]): names[int(who[i])] for i in range(faces)}, "build_s": build_s,
+            "index_build_s": index_s, "labelled": int(len(pick))}
+
+
+def keypresses(svc: Service, truth: dict[int, str], n: int) -> dict:
+    """``n`` answers through the service calls the Annotate page makes; per-call CPU and wall."""
+    lib = svc.library
+    calls: dict[str, list[float]] = {}
+    cpu, wall = [], []
+
+    def timed(name, fn, *a, **kw):
+        c0, w0 = time.process_time(), time.perf_counter()
+        out = fn(*a, **kw)
+        calls.setdefault(name, []).append(time.perf_counter() - w0)
+        return out, time.process_time() - c0
+
+    face = svc.next_face("bench")
+    for _ in range(n):
+        c0, w0 = time.process_time(), time.perf_counter()
+        timed("confirm", svc.confirm, face, lib.person_id(truth[face]), "bench")
+        face, _ = timed("next_face", svc.next_face, "bench")
+        if face is None:
+            break
+        timed("face_view", svc.face_view, face)
+        sugg, _ = timed("suggestions", svc.suggestions, face, 5)
+        timed("crops", lambda: [svc.face_crop_jpeg(face)] + [svc.face_crop_jpeg(s.thumb_face_id) for s in sugg
+                                                               if s.thumb_face_id])
+        timed("last_action", svc.last_action, "bench")
+        timed("stats", svc.stats, False)
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    ms = lambda v, q: round(1000 * float(np.percentile(v, q)), 2)  # noqa: E731
+    return {"keypress_cpu_ms_p50": ms(cpu, 50), "keypress_cpu_ms_p95": ms(cpu, 95),
+            "keypress_wall_ms_p50": ms(wall, 50), "keypress_wall_ms_p95": ms(wall, 95),
+            "calls_wall_ms_p50": {k: ms(v, 50) for k, v in calls.items()}, "keypresses": len(cpu)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--faces", type=int, default=10_000)
+    ap.add_argument("--people", type=int, default=1_000)
+    ap.add_argument("--labelled", type=float, default=0.1, help="fraction of faces with human labels")
+    ap.add_argument("--keys", type=int, default=50, help="key presses to time")
+    ap.add_argument("--no-round", action="store_true", help="skip the round (slow at large sizes)")
+    ap.add_argument("--method", default="aspl-margin")
+    ap.add_argument("--engine", default="{}", help="JSON engine settings, e.g. '{\"classifier\": \"batched\"}'")
+    ap.add_argument("--dir", type=Path, default=None, help="where to build (default: a temp folder)")
+    ap.add_argument("--reuse", action="store_true", help="reuse the library already built in --dir")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    root = (a.dir or Path(tempfile.mkdtemp(prefix="aspl-scale-"))) / "lib"
+    saved = root.parent / "truth.json"
+    if a.reuse and saved.is_file():
+        b = json.loads(saved.read_text())
+        b["truth"] = {int(k): v for k, v in b["truth"].items()}
+    else:
+        b = build(root, a.faces, a.people, a.labelled)
+        saved.write_text(json.dumps(b))
+    lib = Library(root)
+    svc = Service(lib)
+    svc.set_loop_settings({"method": a.method, "engine": {"min_labels": 1, **json.loads(a.engine)}})
+    out = {"faces": a.faces, "people": a.people, "labelled": b["labelled"], "build_s": round(b["build_s"], 1),
+           "index_build_s": round(b["index_build_s"], 2)}
+    out.update(keypresses(svc, b["truth"], a.keys))
+    if not a.no_round:
+        c0, w0 = time.process_time(), time.perf_counter()
+        m = svc.run_round("bench")
+        out.update(round_s=round(time.perf_counter() - w0, 1), round_cpu_s=round(time.process_time() - c0, 1),
+                   round_auto_labels=m["auto_labels"], round_queries=m["queries"])
+        out.update({f"after_round_{k}": v for k, v in keypresses(svc, b["truth"], a.keys).items()
+                    if k.startswith("keypress")})
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    if a.json:
+        print(json.dumps(out))
+    else:
+        for k, v in out.items():
+            print(f"{k:32} {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
