@@ -42,8 +42,9 @@ class PeopleMixin(_Host):
         return self._resolve(person_id)
 
     def _merge_map(self) -> dict[int, int]:
-        """Person id -> live person id (merges followed), from one query."""
-        parent = dict(self.db.execute("SELECT id, merged_into FROM people").fetchall())
+        """Merged person id -> the live person id it stands for (merges followed), from one query over the
+        merged people only; a person not in the map stands for itself (use ``m.get(p, p)``)."""
+        parent = dict(self.db.execute("SELECT id, merged_into FROM people WHERE merged_into IS NOT NULL").fetchall())
         out = {}
         for pid in parent:
             seen, p = set(), pid
@@ -257,7 +258,7 @@ class PeopleMixin(_Host):
                      ) -> list[dict]:
         """Live labels of a person (including people merged into it): human/seed first, then by confidence."""
         m = self._merge_map()
-        raw = [p for p, r in m.items() if r == person_id] or [person_id]
+        raw = [person_id] + [p for p, r in m.items() if r == person_id and p != person_id]
         sql = (f"SELECT * FROM labels WHERE revoked = 0 AND source IN ({','.join('?' * len(sources))}) "
                f"AND person_id IN ({','.join('?' * len(raw))}) "
                "ORDER BY CASE WHEN source = 'auto' THEN 1 ELSE 0 END, confidence DESC, id")
