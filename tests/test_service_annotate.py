@@ -167,3 +167,19 @@ def test_not_a_face_on_another_annotators_label_is_a_conflict_not_a_revoke(svc_t
         svc.resolve_conflict(c["id"], "maybe", "carol")
     assert svc.not_face(face, "alice") is True  # her own label: she may correct herself
     assert lib.face(face)["status"] == "not_face"
+
+
+def test_a_round_never_hands_a_face_being_looked_at_to_someone_else():
+    svc, truth = synthetic_service(None, human_per_person=1)
+    svc.set_loop_settings({"engine": {"query_size": 1, "min_labels": 1}})
+    lib = svc.library
+    held = svc.next_face("alice")
+    svc.run_round("admin")
+    assert held not in lib.queue()  # the new ranking does not ask for it ...
+    seen_by_bob = {svc.next_face("bob")}
+    for _ in range(5):
+        f = svc.next_face("bob")
+        svc.skip(f, "bob")
+        seen_by_bob.add(f)
+    assert held not in seen_by_bob  # ... yet alice keeps it until she answers
+    svc.confirm(held, lib.person_id(truth[held]), "alice")

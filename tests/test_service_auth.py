@@ -69,6 +69,9 @@ def test_session_tokens_are_signed_expire_and_follow_the_account():
     assert svc.user_from_token("garbage", now=50) is None and svc.user_from_token(None) is None
     svc.set_role("alice", "annotator", "root")
     assert svc.user_from_token(tok, now=50)["role"] == "annotator"  # the role is read now, not from the token
+    svc.set_password("alice", "a new password", "alice")  # a stolen session ends with a new password
+    assert svc.user_from_token(tok, now=50) is None
+    tok = svc.session_token("alice", now=0, seconds=100)
     svc.disable_user("alice", "root")
     assert svc.user_from_token(tok, now=50) is None
     with pytest.raises(ServiceError, match="last admin"):

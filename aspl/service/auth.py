@@ -80,6 +80,11 @@ def lock_seconds(failures: int) -> float:
     return min(LOCK_MAX_S, LOCK_BASE_S * 2 ** (failures - FREE_FAILURES))
 
 
+def _pw_tag(user: dict[str, Any]) -> str:
+    """A short tag of the account's current password record (its salt): a new password ends old sessions."""
+    return hashlib.sha256(str(user["password"].get("salt", "")).encode()).hexdigest()[:16]
+
+
 def _b64(b: bytes) -> str:
     return base64.urlsafe_b64encode(b).decode().rstrip("=")
 
@@ -161,9 +166,13 @@ class AuthMixin:
         return bytes.fromhex(key)
 
     def session_token(self, name: str, now: float | None = None, seconds: float = SESSION_SECONDS) -> str:
-        """A signed token for ``name``, valid ``seconds`` (HMAC-SHA256 with the library's secret)."""
+        """A signed token for ``name``, valid ``seconds`` (HMAC-SHA256 with the library's secret); it names the
+        account's current password record, so a password change ends the sessions made before it."""
         now = time.time() if now is None else now
-        body = _b64(json.dumps({"u": name, "exp": int(now + seconds)}).encode())
+        user = self.library.user(name)
+        if user is None:
+            raise AuthError(f"no account named {name!r}")
+        body = _b64(json.dumps({"u": user["name"], "exp": int(now + seconds), "pw": _pw_tag(user)}).encode())
         sig = _b64(hmac.new(self._session_key(), body.encode(), hashlib.sha256).digest())
         return f"{body}.{sig}"
 
@@ -182,8 +191,8 @@ class AuthMixin:
         if not isinstance(data, dict) or float(data.get("exp", 0)) < now:
             return None
         user = self.library.user(str(data.get("u", "")))
-        if user is None or user["disabled"]:
-            return None
+        if user is None or user["disabled"] or not hmac.compare_digest(str(data.get("pw", "")), _pw_tag(user)):
+            return None  # gone, disabled, or its password changed since: every session of it ends
         return {"name": user["name"], "role": user["role"]}
 
     @staticmethod

@@ -139,7 +139,7 @@ class RoundsMixin:
             metrics["auto_labels"] = len(auto)
             lib.replace_auto_labels(round_id, auto)
             lib.set_queue(round_id, queries)
-            lib.clear_leases(keep=queries)  # a face still queued stays with the annotator looking at it
+            # leases stay: an annotator looking at a face finishes it (expired leases lapse on their own)
             lib.save_loop_state(backbone, active.state_dict(), round_id)
             metrics["seconds"] = round(time.perf_counter() - t0, 3)
             lib.finish_round(round_id, metrics, unclear, flagged)
