@@ -69,3 +69,15 @@ def test_invalid_settings_name_valid_choices():
     with pytest.raises(ValueError, match="temperature"):
         CEALEngine(temperature=0)
     assert CEALSettings().delta0 == 0.005 and CEALSettings().decay_rate == 0.00033
+
+
+def test_every_method_survives_a_round_where_every_face_is_labelled():
+    import numpy as np
+
+    from aspl.engine import make_engine
+
+    X = np.random.default_rng(0).standard_normal((20, 8)).astype(np.float32)
+    y = np.repeat(np.arange(4), 5)
+    for method in ("ceal", "aspl", "aspl-margin", "random", "all", "spl"):
+        r = make_engine(method, min_labels=1).step(X, y.copy())
+        assert r.queries.size == 0 and (r.pseudo_labels < 0).all(), method

@@ -33,6 +33,11 @@ class CEALEngine(Engine):
         y[human], w[human], src[human] = labels[human], 1.0, SOURCE_HUMAN
         model = self._fit(X, y, w)
         cand = np.flatnonzero(~human)
+        if cand.size == 0:  # every face has been asked: nothing to query or pseudo-label
+            self.pseudo_labels_, self.pseudo_weights_ = np.full(n, UNLABELLED, dtype=np.int64), np.zeros(n)
+            self.round_ += 1
+            return RoundResult(self.round_ - 1, model, _empty(), self.pseudo_labels_.copy(),
+                               self.pseudo_weights_.copy(), y, w, src)
         P = softmax(model.decision_function(X[cand]), s.temperature)
         if s.criterion == "margin":
             q = select_lowest(margin(P), s.query_size, self.rng_)
