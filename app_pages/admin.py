@@ -7,10 +7,11 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
+from aspl.engine.base import CLASSIFIERS
 from aspl.engine.engines import ASPL_QUERIES, CEAL_CRITERIA, METHOD_NAMES, METHODS, VARIANTS
 from aspl.service import LoopSettings
 
-CHOICES = {"query_measure": list(ASPL_QUERIES), "criterion": list(CEAL_CRITERIA)}
+CHOICES = {"query_measure": list(ASPL_QUERIES), "criterion": list(CEAL_CRITERIA), "classifier": list(CLASSIFIERS)}
 
 svc = common.service()
 st.title("Admin")

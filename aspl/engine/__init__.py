@@ -5,6 +5,7 @@ pseudo-labels with weights, unclear faces, flags); a thin layer applies them to
 storage. Modules:
 
 * :mod:`~aspl.engine.classifier`: one-vs-all linear SVMs per person.
+* :mod:`~aspl.engine.batched`: the same SVMs trained together (batched Newton, for large libraries).
 * :mod:`~aspl.engine.measures`: scores -> numbers (hinge loss, best score,
   margin, entropy, least confidence, self-paced easiness).
 * :mod:`~aspl.engine.selection`: numbers -> rows (queries, self-paced step,
@@ -18,8 +19,10 @@ storage. Modules:
 * :mod:`~aspl.engine.simulate`: the paper's protocol with an oracle annotator
   (not imported here; ``from aspl.engine.simulate import simulate``).
 """
+from .batched import BatchedOneVsAll, Top2
 from .classifier import DEFAULT_C, OneVsAllSVM
 from .engines import (
+    CLASSIFIERS,
     METHOD_NAMES,
     METHODS,
     SOURCE_HUMAN,
@@ -76,7 +79,7 @@ from .selection import (
 )
 
 __all__ = [
-    "DEFAULT_C", "OneVsAllSVM",
+    "DEFAULT_C", "OneVsAllSVM", "BatchedOneVsAll", "Top2", "CLASSIFIERS",
     "METHODS", "METHOD_NAMES", "VARIANTS", "SOURCE_NONE", "SOURCE_HUMAN", "SOURCE_PSEUDO", "SOURCE_SEED",
     "Engine", "EngineSettings", "ASPLEngine", "ASPLSettings", "SPLEngine", "CEALEngine",
     "CEALSettings", "RandomEngine", "AllEngine", "RoundResult", "make_engine",

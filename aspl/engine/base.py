@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .batched import BatchedOneVsAll
 from .classifier import DEFAULT_C, OneVsAllSVM
 from .pace import Pace
 from .selection import UNLABELLED
@@ -20,6 +21,10 @@ SOURCE_NONE, SOURCE_HUMAN, SOURCE_PSEUDO, SOURCE_SEED = 0, 1, 2, 3
 
 CEAL_CRITERIA = ("entropy", "least_confidence", "margin")
 ASPL_QUERIES = ("best_score", "score_margin")
+#: ``EngineSettings.classifier``: the one-vs-all SVMs' implementation.
+CLASSIFIERS: dict[str, type[OneVsAllSVM]] = {"liblinear": OneVsAllSVM, "batched": BatchedOneVsAll}
+#: Settings added after states were first stored, with the value an older state implies.
+SETTINGS_ADDED: dict[str, Any] = {"classifier": "liblinear"}
 
 
 @dataclass
@@ -30,7 +35,10 @@ class EngineSettings:
     (:class:`~aspl.engine.classifier.OneVsAllSVM`; released code: C 0.001 on raw
     CNN features, see :data:`~aspl.engine.classifier.DEFAULT_C`, weight 5,
     4 labels). ``query_size``: faces asked per round (K). ``random_state``:
-    seed of tie-breaks and random queries.
+    seed of tie-breaks and random queries. ``classifier``: ``liblinear`` (one
+    scikit-learn ``LinearSVC`` per person) or ``batched``
+    (:class:`~aspl.engine.batched.BatchedOneVsAll`: the same SVMs trained
+    together, for large libraries; warm-started from the previous round).
     """
 
     C: float = DEFAULT_C
@@ -38,10 +46,13 @@ class EngineSettings:
     min_labels: int = 4
     query_size: int = 20
     random_state: int | None = 0
+    classifier: str = "liblinear"
 
     def validate(self) -> None:
         if int(self.query_size) != self.query_size or self.query_size < 0:
             raise ValueError(f"query_size must be an integer >= 0, got {self.query_size!r}")
+        if self.classifier not in CLASSIFIERS:
+            raise ValueError(f"unknown classifier {self.classifier!r}; valid choices: {', '.join(CLASSIFIERS)}")
         OneVsAllSVM(C=self.C, positive_weight=self.positive_weight, min_labels=self.min_labels)._validate()
 
     def as_dict(self) -> dict[str, Any]:
@@ -210,6 +221,8 @@ class Engine:
         self.rng_ = np.random.default_rng(self.settings.random_state)
         self.pseudo_labels_ = np.full(0, UNLABELLED, dtype=np.int64)
         self.pseudo_weights_ = np.zeros(0)
+        #: The last fitted classifiers (not part of the state): the batched classifier starts from them.
+        self.last_model_: OneVsAllSVM | None = None
 
     # -- helpers -------------------------------------------------------------
     def _check(self, X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -235,12 +248,18 @@ class Engine:
 
     def _classifier(self) -> OneVsAllSVM:
         s = self.settings
-        return OneVsAllSVM(C=s.C, positive_weight=s.positive_weight, min_labels=s.min_labels,
-                           random_state=s.random_state)
+        return CLASSIFIERS[s.classifier](C=s.C, positive_weight=s.positive_weight, min_labels=s.min_labels,
+                                         random_state=s.random_state)
 
     def _fit(self, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> OneVsAllSVM:
         rows = np.flatnonzero((y >= 0) & (w > 0))
-        return self._classifier().fit(X[rows], y[rows], w[rows])
+        model = self._classifier()
+        if isinstance(model, BatchedOneVsAll):  # same optimum, reached faster from the last round's
+            model.fit(X[rows], y[rows], w[rows], init=self.last_model_)
+        else:
+            model.fit(X[rows], y[rows], w[rows])
+        self.last_model_ = model
+        return model
 
     def step(self, X: np.ndarray, labels: np.ndarray) -> RoundResult:
         """Run one round on embeddings ``X`` with human ``labels`` (-1 = unlabelled)."""
@@ -279,7 +298,10 @@ class Engine:
             raise ValueError(f"engine state version {state.get('version')!r} is not {STATE_VERSION}")
         if state.get("method") != self.name:
             raise ValueError(f"engine state is for method {state.get('method')!r}, not {self.name!r}")
-        if state.get("settings") != self.settings.as_dict():
+        saved = state.get("settings")
+        if isinstance(saved, dict):  # a state from before a setting existed had its default behaviour
+            saved = {**SETTINGS_ADDED, **saved}
+        if saved != self.settings.as_dict():
             raise ValueError("engine state was saved with other settings")
         self.round_ = int(state["round"])
         self.rng_.bit_generator.state = state["rng"]

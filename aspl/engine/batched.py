@@ -31,7 +31,8 @@ How it scales (faces ``n``, people ``P``, dims ``d``):
 * **Warm start.** ``fit(..., init=previous_model)`` (or ``warm_start=True``)
   starts every person already in the previous model from its weights; a person
   whose optimum did not move (its faces and its violators unchanged) stops
-  after one gradient check, so only people whose problem changed are retrained.
+  after one check (at most one step, below ``tol``) and is not scanned again, so
+  only people whose problem changed are retrained.
 * **Negative subsampling** (``max_negatives``, default off): one shared random
   subset of the faces serves as every person's negatives, reweighted to the
   full negative mass. Off by default: see ``bench/results/classifier.md``.
@@ -47,10 +48,10 @@ chunks without the full score matrix.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 from threadpoolctl import threadpool_limits
 
@@ -64,13 +65,15 @@ log = logging.getLogger(__name__)
 #: float32 elements of one work array (gathered rows, score blocks): 8 Mi = 32 MiB.
 WORK_ELEMENTS = 1 << 23
 #: Negatives kept in the working set of a person that is warm-started: score above ``-1 - SLACK``.
-SLACK = 0.5
+SLACK = 0.25
 #: Cold start: working-set negatives per person, the most similar to its mean (at least this many) ...
-COLD_NEGATIVES = 256
+COLD_NEGATIVES = 1024
 #: ... or this many times its own faces, whichever is more.
 COLD_PER_POSITIVE = 4
-#: Most full passes (solve on working sets, then check all faces) before giving up with a warning.
-MAX_PASSES = 20
+#: People scored together in a pass over all faces, at least (fewer: the faces are read too often).
+SCAN_PEOPLE = 32
+#: Newton steps on a working set between two checks of all faces.
+INNER_STEPS = 5
 
 
 class Top2(NamedTuple):
@@ -97,6 +100,8 @@ class BatchedOneVsAll(OneVsAllSVM):
         faces (reweighted to the full negative mass); None (default): against all faces.
     working_set : people with at most this many negatives are solved on all of them at once;
         with more, on a working set grown by passes over all faces (None: never).
+    n_jobs : threads solving groups of people and scanning blocks at once (None: 1). Each uses
+        one BLAS thread; the result does not depend on it.
 
     ``fit(X, y, sample_weight, init=None)``: as OneVsAllSVM; ``init`` a fitted
     model (either class) to warm-start from. Learned state as OneVsAllSVM plus
@@ -107,7 +112,7 @@ class BatchedOneVsAll(OneVsAllSVM):
     def __init__(self, C: float = DEFAULT_C, positive_weight: float = 5.0, min_labels: int = 4,
                  loss: str = "squared_hinge", max_iter: int = 100, tol: float = 1e-4,
                  random_state: int | None = None, warm_start: bool = False,
-                 max_negatives: int | None = None, working_set: int | None = 4096):
+                 max_negatives: int | None = None, working_set: int | None = 4096, n_jobs: int | None = None):
         self.C = C
         self.positive_weight = positive_weight
         self.min_labels = min_labels
@@ -118,6 +123,7 @@ class BatchedOneVsAll(OneVsAllSVM):
         self.warm_start = warm_start
         self.max_negatives = max_negatives
         self.working_set = working_set
+        self.n_jobs = n_jobs
 
     def _validate(self) -> None:
         super()._validate()
@@ -126,7 +132,7 @@ class BatchedOneVsAll(OneVsAllSVM):
                              f"(use OneVsAllSVM, classifier 'liblinear', for 'hinge')")
         if int(self.max_iter) != self.max_iter or self.max_iter < 1 or not self.tol > 0:
             raise ValueError(f"need an integer max_iter >= 1 and tol > 0, got {self.max_iter!r}, {self.tol!r}")
-        for name in ("max_negatives", "working_set"):
+        for name in ("max_negatives", "working_set", "n_jobs"):
             v = getattr(self, name)
             if v is not None and (int(v) != v or v < 1):
                 raise ValueError(f"{name} must be None or an integer >= 1, got {v!r}")
@@ -175,43 +181,69 @@ class BatchedOneVsAll(OneVsAllSVM):
             W[warm, d] = np.asarray(init.intercept_, dtype=np.float64)[src[warm]]
 
         full = self.working_set is None or prob.m <= self.working_set
-        if full:
-            cand = [prob.all_negatives(j) for j in range(P)]
-        else:
-            cand = [np.zeros(0, dtype=np.int64)] * P
-            jw, jc = np.flatnonzero(warm), np.flatnonzero(~warm)
-            if jw.size:
-                near, _ = prob.scan_above(W[jw], jw, -1.0 - SLACK)
-                for j, rows in zip(jw, near):
-                    cand[j] = rows
-            if jc.size:
-                k = np.maximum(COLD_NEGATIVES, COLD_PER_POSITIVE * prob.npos[jc])
-                for j, rows in zip(jc, prob.scan_top(prob.mean_directions(jc), jc, k)):
-                    cand[j] = rows
-            self.n_passes_ += 1
-
-        todo = np.arange(P)
-        for _ in range(MAX_PASSES):
-            with threadpool_limits(limits=1, user_api="blas"):  # small products: threads only contend
-                self.n_iter_[todo] += _newton(prob, cand, W, todo, self.max_iter, float(self.tol))
-            if full:
-                break
-            near, viol = prob.scan_above(W[todo], todo, -1.0 - SLACK, also=-1.0)
-            self.n_passes_ += 1
-            again = []
-            for j, nr, vr in zip(todo, near, viol):
-                if np.setdiff1d(vr, cand[j], assume_unique=True).size:
-                    again.append(j)
-                cand[j] = np.union1d(cand[j], nr)
-            todo = np.array(again, dtype=np.int64)
-            if not todo.size:
-                break
-        else:
-            log.warning("BatchedOneVsAll: %d people still gain margin violators after %d passes",
-                        todo.size, MAX_PASSES)
+        jobs = int(self.n_jobs or 1)
+        with threadpool_limits(limits=1, user_api="blas"):  # small products: BLAS threads only contend
+            if jobs > 1:
+                with ThreadPoolExecutor(jobs) as pool:
+                    self._solve(prob, W, warm, full, pool)
+            else:
+                self._solve(prob, W, warm, full, None)
         self.coef_ = W[:, :d].copy()
         self.intercept_ = W[:, d].copy()
         return self
+
+    def _solve(self, prob: "_Problem", W: np.ndarray, warm: np.ndarray, full: bool, pool) -> None:
+        """Fill ``W`` (people x d+1, warm rows already set) with every person's optimum."""
+        P = W.shape[0]
+        tol = float(self.tol)
+        if full:  # small problems: every negative at once, no passes
+            cand = [prob.all_negatives(j) for j in range(P)]
+            steps, conv = _newton(prob, cand, W, np.arange(P), int(self.max_iter), tol, pool)
+            self.n_iter_ += steps
+            stuck = int((~conv).sum())
+        else:
+            # Working sets: warm people start from the negatives near their margin, cold ones from
+            # the negatives most similar to their mean. ``fresh``: the set was found at the current W.
+            cand = [np.zeros(0, dtype=np.int64)] * P
+            fresh = warm.copy()
+            jw, jc = np.flatnonzero(warm), np.flatnonzero(~warm)
+            if jw.size:
+                for j, rows in zip(jw, prob.scan_above(W[jw], jw, -1.0 - SLACK, pool=pool)[0]):
+                    cand[j] = rows
+            if jc.size:
+                k = np.maximum(COLD_NEGATIVES, COLD_PER_POSITIVE * prob.npos[jc])
+                for j, rows in zip(jc, prob.scan_top(prob.mean_directions(jc), jc, k, pool)):
+                    cand[j] = rows
+            self.n_passes_ += 1
+            todo, stuck = np.arange(P), 0
+            while todo.size:
+                # a few Newton steps on the working sets, then one check of every face
+                before = W[todo]
+                steps, conv = _newton(prob, cand, W, todo, INNER_STEPS, tol, pool)
+                self.n_iter_[todo] += steps
+                # optimal at weights (within tol of those) whose scan found the set: nothing to check
+                moved = np.linalg.norm(W[todo] - before, axis=1) * prob.xmax
+                unmoved = conv & (moved <= tol) & fresh[todo]
+                todo, conv = todo[~unmoved], conv[~unmoved]
+                if not todo.size:
+                    break
+                near, viol = prob.scan_above(W[todo], todo, -1.0 - SLACK, also=-1.0, pool=pool)
+                self.n_passes_ += 1
+                fresh[todo] = True
+                again = []
+                for j, ok, nr, vr in zip(todo, conv, near, viol):
+                    more = not ok or not np.isin(vr, cand[j], assume_unique=True).all()
+                    cand[j] = nr  # every active negative and every violator; far inactive faces dropped
+                    if more:
+                        if self.n_iter_[j] < self.max_iter:
+                            again.append(j)
+                            fresh[j] = ok  # unconverged people will move
+                        else:
+                            stuck += 1
+                todo = np.array(again, dtype=np.int64)
+        if stuck:
+            log.warning("BatchedOneVsAll: %d people not converged after max_iter=%d Newton steps",
+                        stuck, self.max_iter)
 
     # -------------------------------------------------------------- scoring
     def _scores32(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -283,7 +315,6 @@ class _Problem:
         hi = np.searchsorted(y[order], people, "right")
         self.pos = [order[a:b] for a, b in zip(lo, hi)]  # increasing rows
         self.npos = hi - lo
-        self.neg_scale = np.ones(people.size)
         self.subsample(None)
 
     @property
@@ -294,6 +325,7 @@ class _Problem:
         """Use only ``rows`` (sorted) as negatives, reweighted to each person's full negative mass."""
         n = self.Xt.shape[0]
         self.neg_rows = np.arange(n) if rows is None else rows
+        self.neg_scale = np.ones(len(self.pos))
         self.local = np.full(n, -1, dtype=np.int64)
         self.local[self.neg_rows] = np.arange(self.neg_rows.size)
         self.Xn = self.Xt if rows is None else self.Xt[rows]
@@ -321,69 +353,81 @@ class _Problem:
         D /= np.maximum(np.linalg.norm(D, axis=1, keepdims=True), 1e-12)
         return D
 
-    def _blocks(self, D: np.ndarray, js: np.ndarray):
-        """``(people of the block, scores people x negatives)`` with each person's own faces at -inf."""
+    def _map_blocks(self, D: np.ndarray, js: np.ndarray, fn, pool) -> list:
+        """``fn(a, S)`` for each block of people starting at ``a`` (scores people x negatives with each
+        person's own faces at -inf, ``WORK_ELEMENTS`` at most), in order, on ``pool`` when given."""
         D = np.ascontiguousarray(D, dtype=np.float32)
-        step = max(1, WORK_ELEMENTS // max(self.m, 1))
-        for a in range(0, js.size, step):
+        step = max(SCAN_PEOPLE, WORK_ELEMENTS // max(self.m, 1))
+
+        def block(a: int):
             S = D[a:a + step] @ self.Xn.T
             for r, j in enumerate(js[a:a + step]):
                 lp = self.local[self.pos[j]]
                 S[r, lp[lp >= 0]] = -np.inf
-            yield a, S
+            return fn(a, S)
 
-    def scan_top(self, D: np.ndarray, js: np.ndarray, k: np.ndarray) -> list[np.ndarray]:
+        starts = range(0, js.size, step)
+        return list(pool.map(block, starts) if pool is not None else map(block, starts))
+
+    def scan_top(self, D: np.ndarray, js: np.ndarray, k: np.ndarray, pool=None) -> list[np.ndarray]:
         """Per person, the rows of the ``k`` negatives most similar to its direction (sorted rows)."""
-        out: list[np.ndarray] = []
-        for a, S in self._blocks(D, js):
+        def top(a: int, S: np.ndarray) -> list[np.ndarray]:
+            out = []
             for r in range(S.shape[0]):
-                kk = int(k[a + r])
-                v = S[r]
+                kk, v = int(k[a + r]), S[r]
                 sel = np.argpartition(v, v.size - kk)[v.size - kk:] if kk < v.size else np.arange(v.size)
-                sel = sel[np.isfinite(v[sel])]
-                out.append(self.neg_rows[np.sort(sel)])
-        return out
+                out.append(self.neg_rows[np.sort(sel[np.isfinite(v[sel])])])
+            return out
 
-    def scan_above(self, W: np.ndarray, js: np.ndarray, thr: float, also: float | None = None):
-        """Per person, negatives scoring above ``thr`` (and, with ``also``, those above ``also``)."""
-        near: list[np.ndarray] = []
-        viol: list[np.ndarray] = []
-        for _, S in self._blocks(W, js):
-            rr, cc = np.nonzero(S > thr)
+        return [rows for part in self._map_blocks(D, js, top, pool) for rows in part]
+
+    def scan_above(self, W: np.ndarray, js: np.ndarray, thr: float, also: float = np.inf, pool=None):
+        """Per person, the negatives scoring above ``thr``, and those of them scoring above ``also``."""
+        def above(a: int, S: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+            flat = np.flatnonzero(S > thr)
+            rr, cc = np.divmod(flat, S.shape[1])
             cuts = np.searchsorted(rr, np.arange(1, S.shape[0]))
-            vals = S[rr, cc]
-            for c, v in zip(np.split(cc, cuts), np.split(vals, cuts)):
-                near.append(self.neg_rows[c])
-                if also is not None:
-                    viol.append(self.neg_rows[c[v > also]])
-        return near, viol
+            vals = S.ravel()[flat]
+            return [(self.neg_rows[c], self.neg_rows[c[v > also]])
+                    for c, v in zip(np.split(cc, cuts), np.split(vals, cuts))]
+
+        pairs = [p for part in self._map_blocks(W, js, above, pool) for p in part]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 def _newton(prob: _Problem, cand: list[np.ndarray], W: np.ndarray, todo: np.ndarray,
-            max_iter: int, tol: float) -> np.ndarray:
+            max_iter: int, tol: float, pool=None) -> tuple[np.ndarray, np.ndarray]:
     """Solve people ``todo`` on their own faces plus negatives ``cand``, updating rows of ``W`` in place.
 
-    People go in groups of similar working-set size (one gathered float32 block each).
-    Returns the Newton iterations of each person of ``todo``.
+    People go in groups of similar working-set size (one gathered float32 block each; groups run
+    on ``pool`` when given). Returns the Newton steps of each person of ``todo`` and whether it
+    converged within ``max_iter``.
     """
     d1 = prob.Xt.shape[1]
     sizes = np.array([prob.npos[j] + cand[j].size for j in todo], dtype=np.int64)
     order = np.argsort(sizes, kind="stable")
-    iters = np.zeros(todo.size, dtype=np.int64)
+    groups = []
     i = 0
     while i < order.size:
         b = 1
         while (i + b < order.size and b < 1024
                and (b + 1) * sizes[order[i + b]] * d1 <= WORK_ELEMENTS):
             b += 1
-        sel = order[i:i + b]
-        iters[sel] = _newton_group(prob, cand, W, todo[sel], int(sizes[sel].max()), max_iter, tol)
+        groups.append(order[i:i + b])
         i += b
-    return iters
+
+    def solve(sel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _newton_group(prob, cand, W, todo[sel], int(sizes[sel].max()), max_iter, tol)
+
+    iters = np.zeros(todo.size, dtype=np.int64)
+    conv = np.zeros(todo.size, dtype=bool)
+    for sel, (it, ok) in zip(groups, pool.map(solve, groups) if pool is not None else map(solve, groups)):
+        iters[sel], conv[sel] = it, ok
+    return iters, conv
 
 
 def _newton_group(prob: _Problem, cand: list[np.ndarray], W: np.ndarray, grp: np.ndarray, K: int,
-                  max_iter: int, tol: float) -> np.ndarray:
+                  max_iter: int, tol: float) -> tuple[np.ndarray, np.ndarray]:
     B, d1 = grp.size, prob.Xt.shape[1]
     C = prob.C
     idx = np.zeros((B, K), dtype=np.int64)
@@ -396,17 +440,18 @@ def _newton_group(prob: _Problem, cand: list[np.ndarray], W: np.ndarray, grp: np
         yg[r, :a], yg[r, a:a + c] = 1.0, -1.0
         cg[r, :a] = prob.cw * prob.s[pp]
         cg[r, a:a + c] = prob.neg_scale[j] * prob.s[nn]
-    Xg = prob.Xt[idx]  # (B, K, d1)
+    Xg = np.take(prob.Xt, idx.ravel(), axis=0).reshape(B, K, d1)
     del idx
     w = W[grp].copy()
     live = np.arange(B)  # rows of the group still iterating
     iters = np.zeros(B, dtype=np.int64)
-    G = None  # sum of cg x x^T over every row of each person (when most rows are active)
+    conv = np.ones(B, dtype=bool)
+    G = None  # sum of cg x x^T over every row of each person (used while most rows are active)
+    valid = cg > 0
     eye = np.eye(d1)
+    r = 1.0 - yg * np.matmul(Xg, w.astype(np.float32)[:, :, None])[:, :, 0]  # margins 1 - y w.x
     for _ in range(max_iter):
-        z = np.matmul(Xg, w.astype(np.float32)[:, :, None])[:, :, 0]
-        r = 1.0 - yg * z
-        act = (r > 0) & (cg > 0)
+        act = (r > 0) & valid
         a = np.where(act, cg, np.float32(0))
         g = w + 2.0 * C * np.matmul((-(yg * a * r))[:, None, :], Xg)[:, 0, :]
         done = np.linalg.norm(g, axis=1) * prob.xmax <= tol  # ||step|| <= ||g|| since H >= I
@@ -415,17 +460,15 @@ def _newton_group(prob: _Problem, cand: list[np.ndarray], W: np.ndarray, grp: np
             keep = ~done
             if not keep.any():
                 break
-            live, Xg, yg, cg, w, g, r, act, a = (v[keep] for v in (live, Xg, yg, cg, w, g, r, act, a))
+            live, Xg, yg, cg, valid, w, g, r, act = (v[keep] for v in (live, Xg, yg, cg, valid, w, g, r, act))
             G = None if G is None else G[keep]
-        # Hessian I + 2C X^T diag(a) X from the active rows, or from all rows minus the inactive
+        # Hessian I + 2C X^T diag(cg) X over the active rows, or over all rows minus the inactive
         # ones where those are fewer (the first step from zero: every row is active).
         n_act = act.sum(1)
-        n_off = (cg > 0).sum(1) - n_act
-        comp = n_off < n_act
+        comp = valid.sum(1) - n_act < n_act
         if comp.any() and G is None:
             G = _weighted_gram(Xg, cg)
-        sel = np.where(comp[:, None], (cg > 0) & ~act, act)
-        H = _weighted_gram(Xg, cg, sel)
+        H = _weighted_gram(Xg, cg, np.where(comp[:, None], valid & ~act, act))
         if comp.any():
             H[comp] = G[comp] - H[comp]
         H *= 2.0 * C
@@ -434,6 +477,7 @@ def _newton_group(prob: _Problem, cand: list[np.ndarray], W: np.ndarray, grp: np
         q = yg * np.matmul(Xg, delta.astype(np.float32)[:, :, None])[:, :, 0]  # r(t) = r - t q
         t = _line_search(w, delta, r, q, cg, C)
         w += t[:, None] * delta
+        r -= t.astype(np.float32)[:, None] * q
         iters[live] += 1
         done = t * np.linalg.norm(delta, axis=1) * prob.xmax <= tol
         if done.any():
@@ -441,12 +485,12 @@ def _newton_group(prob: _Problem, cand: list[np.ndarray], W: np.ndarray, grp: np
             keep = ~done
             if not keep.any():
                 break
-            live, Xg, yg, cg, w = (v[keep] for v in (live, Xg, yg, cg, w))
+            live, Xg, yg, cg, valid, w, r = (v[keep] for v in (live, Xg, yg, cg, valid, w, r))
             G = None if G is None else G[keep]
     else:
-        log.warning("BatchedOneVsAll: %d people reached max_iter=%d", live.size, max_iter)
         W[grp[live]] = w
-    return iters
+        conv[live] = False
+    return iters, conv
 
 
 def _weighted_gram(Xg: np.ndarray, c: np.ndarray, sel: np.ndarray | None = None) -> np.ndarray:
@@ -459,51 +503,41 @@ def _weighted_gram(Xg: np.ndarray, c: np.ndarray, sel: np.ndarray | None = None)
         L = int(sel.sum(1).max()) if B else 0
         if L == 0:
             return np.zeros((B, d1, d1))
-        if L < K:
-            pick = np.argsort(~sel, axis=1, kind="stable")[:, :L]
-            c = np.take_along_axis(np.where(sel, c, np.float32(0)), pick, axis=1)
-            Xg = np.take_along_axis(Xg, pick[:, :, None], axis=1)
-        else:
-            c = np.where(sel, c, np.float32(0))
+        c = np.where(sel, c, np.float32(0))
+        if L < 0.8 * K:
+            pick = (np.argsort(~sel, axis=1, kind="stable")[:, :L] + (np.arange(B) * K)[:, None]).ravel()
+            c = np.take(c.ravel(), pick).reshape(B, L)
+            Xg = np.take(Xg.reshape(B * K, d1), pick, axis=0).reshape(B, L, d1)
     return np.matmul(Xg.transpose(0, 2, 1) * c[:, None, :], Xg).astype(np.float64)
 
 
 def _line_search(w: np.ndarray, delta: np.ndarray, r: np.ndarray, q: np.ndarray, cg: np.ndarray,
-                 C: float, steps: int = 8) -> np.ndarray:
+                 C: float, steps: int = 10) -> np.ndarray:
     """Step ``t`` in (0, 1] minimising ``0.5||w + t delta||^2 + C sum cg max(0, r - t q)^2`` per row.
 
-    The function is a convex piecewise quadratic: the full Newton step ``t = 1`` is taken when
-    the slope there is not positive, else a safeguarded Newton search on the slope in ``[0, 1]``.
+    The slope in ``t`` is convex, increasing and piecewise linear: the full Newton step ``t = 1``
+    is taken where the slope there is not positive; elsewhere Newton's method on the slope,
+    started at 1, decreases monotonically to the minimum (exact once on the right piece).
     """
     wd = (w * delta).sum(1)
     dd = (delta * delta).sum(1)
 
     def slope(t: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rt = r[rows] - t[:, None] * q[rows]
-        act = rt > 0
-        cq = cg[rows] * q[rows]
-        d1 = wd[rows] + t * dd[rows] - 2.0 * C * np.where(act, cq * rt, 0).sum(1, dtype=np.float64)
-        d2 = dd[rows] + 2.0 * C * np.where(act, cq * q[rows], 0).sum(1, dtype=np.float64)
+        rr, qq = r[rows], q[rows]
+        rt = rr - t.astype(np.float32)[:, None] * qq
+        cq = np.where(rt > 0, cg[rows] * qq, np.float32(0))
+        d1 = wd[rows] + t * dd[rows] - 2.0 * C * (cq * rt).sum(1, dtype=np.float64)
+        d2 = dd[rows] + 2.0 * C * (cq * qq).sum(1, dtype=np.float64)
         return d1, d2
 
     t = np.ones(w.shape[0])
     rows = np.arange(w.shape[0])
     d1, d2 = slope(t, rows)
-    bad = d1 > 0
-    rows, tt, d1, d2 = rows[bad], t[bad], d1[bad], d2[bad]
-    lo, hi = np.zeros(rows.size), tt.copy()
     for _ in range(steps):
-        if not rows.size:
+        more = d1 > 1e-9 * np.abs(wd[rows])  # slope still positive: the minimum lies before t
+        if not more.any():
             break
-        nt = tt - d1 / np.maximum(d2, 1e-300)
-        out = ~((nt > lo) & (nt < hi))
-        nt[out] = 0.5 * (lo[out] + hi[out])
-        tt = nt
-        d1, d2 = slope(tt, rows)
-        hi = np.where(d1 > 0, tt, hi)
-        lo = np.where(d1 <= 0, tt, lo)
-    if rows.size:
-        # The slope is convex and increasing in t, so Newton from t = 1 approaches the minimum
-        # from above and never overshoots it (the bracket only guards against round-off).
-        t[rows] = tt
+        rows, d1, d2 = rows[more], d1[more], d2[more]
+        t[rows] = np.clip(t[rows] - d1 / np.maximum(d2, 1e-300), 1e-12, t[rows])
+        d1, d2 = slope(t[rows], rows)
     return t

@@ -24,6 +24,7 @@ from .aspl_engine import ASPLEngine, SPLEngine
 from .base import (
     ASPL_QUERIES,
     CEAL_CRITERIA,
+    CLASSIFIERS,
     SOURCE_HUMAN,
     SOURCE_NONE,
     SOURCE_PSEUDO,
@@ -42,7 +43,7 @@ __all__ = [
     "EngineSettings", "ASPLSettings", "CEALSettings", "RoundResult",
     "Engine", "ASPLEngine", "SPLEngine", "CEALEngine", "RandomEngine", "AllEngine",
     "METHODS", "VARIANTS", "METHOD_NAMES", "make_engine",
-    "ASPL_QUERIES", "CEAL_CRITERIA", "STATE_VERSION",
+    "ASPL_QUERIES", "CEAL_CRITERIA", "CLASSIFIERS", "STATE_VERSION",
 ]
 
 log = logging.getLogger(__name__)

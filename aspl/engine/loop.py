@@ -30,6 +30,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from .base import CLASSIFIERS
 from .classifier import OneVsAllSVM
 from .engines import STATE_VERSION, Engine, RoundResult, make_engine
 from .preprocess import center_embeddings
@@ -41,6 +42,9 @@ log = logging.getLogger(__name__)
 
 #: Version of :meth:`ActiveLoop.state_dict`'s layout.
 LOOP_STATE_VERSION = 1
+
+#: ``model.class`` of a stored state -> the class rebuilt (a state without it: liblinear).
+MODEL_CLASSES: dict[str, type[OneVsAllSVM]] = {c.__name__: c for c in CLASSIFIERS.values()}
 
 
 class StateError(ValueError):
@@ -231,6 +235,7 @@ class ActiveLoop:
             self.mean_ = X.mean(0)
         Z = self.transform(X)
         self.model_ = self.model_.__class__(**self.model_.get_params()).fit(Z[rows], y[keep], w[keep])
+        self.engine_.last_model_ = self.model_
         if self.last_ is not None:
             self.last_.result.model = self.model_
         return self.model_
@@ -247,7 +252,8 @@ class ActiveLoop:
         st.update({f"engine.{k}": v for k, v in eng.items()})
         if self.model_ is not None:
             m = self.model_
-            st.update({"model.classes": m.classes_, "model.coef": m.coef_, "model.intercept": m.intercept_,
+            st.update({"model.class": type(m).__name__, "model.classes": m.classes_, "model.coef": m.coef_,
+                       "model.intercept": m.intercept_,
                        "model.params": {k: v for k, v in m.get_params().items()}})
         return st
 
@@ -266,12 +272,17 @@ class ActiveLoop:
             mean = np.asarray(state["mean"], dtype=np.float32)
             loop.mean_ = mean.copy() if mean.size else None
             if state["has_model"]:
-                m = OneVsAllSVM(**dict(state["model.params"]))
+                name = str(state.get("model.class", OneVsAllSVM.__name__))
+                if name not in MODEL_CLASSES:
+                    raise StateError(f"unknown model class {name!r} in the loop state; this aspl reads "
+                                     f"{', '.join(MODEL_CLASSES)}")
+                m = MODEL_CLASSES[name](**dict(state["model.params"]))
                 m.classes_ = np.asarray(state["model.classes"], dtype=np.int64).copy()
                 m.coef_ = np.asarray(state["model.coef"], dtype=np.float64).reshape(m.classes_.size, -1).copy()
                 m.intercept_ = np.asarray(state["model.intercept"], dtype=np.float64).copy()
                 m.n_features_in_ = m.coef_.shape[1]
                 loop.model_ = m
+                loop.engine_.last_model_ = m
         except StateError:
             raise
         except (KeyError, TypeError, ValueError) as e:
