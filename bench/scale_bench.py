@@ -37,6 +37,15 @@ from storage.faces import NewFace  # noqa: E402
 BACKBONE = "synthetic-128"
 
 
+def _pick_labelled(rng: np.random.Generator, who: np.ndarray, labelled: float) -> np.ndarray:
+    """Rows to label: a random ``labelled`` fraction, plus each person's first face."""
+    first: dict[int, int] = {}
+    for i, p in enumerate(who.tolist()):
+        first.setdefault(p, i)
+    pick = rng.permutation(len(who))[:int(labelled * len(who))]
+    return np.unique(np.concatenate([pick, np.array(list(first.values()), dtype=np.int64)]))
+
+
 def build(root: Path, faces: int, people: int, labelled: float, seed: int = 0, batch: int = 5000) -> dict:
     """A library at ``root`` with ``faces`` one-face photos of ``people`` people; returns truth and timing."""
     rng = np.random.default_rng(seed)
@@ -61,13 +70,7 @@ def build(root: Path, faces: int, people: int, labelled: float, seed: int = 0, b
                     {BACKBONE: X[i - start]})])
                 ids[i] = fids[0]
     build_s = time.perf_counter() - t0
-    n_lab = int(labelled * faces)
-    pick = rng.permutation(faces)[:n_lab]
-    # at least one labelled face per person where possible
-    first = {}
-    for i in range(faces):
-        first.setdefault(int(who[i]), i)
-    pick = np.unique(np.concatenate([pick, np.array(list(first.values()))]))
+    pick = _pick_labelled(rng, who, labelled)
     with lib.transaction():
         pid = {p: lib.person_id(names[p], create=True) for p in range(people)}
         for i in pick:
@@ -113,11 +116,7 @@ def build_bulk(root: Path, faces: int, people: int, labelled: float, seed: int =
                                         batch_size=10_000)
     lib.embedding_fingerprint(BACKBONE, recompute=True)
     build_s = time.perf_counter() - t0
-    pick = rng.permutation(faces)[:int(labelled * faces)]
-    first = {}
-    for i in range(faces):
-        first.setdefault(int(who[i]), i)
-    pick = np.unique(np.concatenate([pick, np.array(list(first.values()))]))
+    pick = _pick_labelled(rng, who, labelled)
     with lib.transaction():
         pid = {p: lib.person_id(names[p], create=True) for p in range(people)}
         db["labels"].insert_all(({"face_id": int(i) + 1, "person_id": pid[int(who[i])], "source": "human",
