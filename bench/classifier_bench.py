@@ -32,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+from test_engine_batched import _lfw_round as lfw_round  # noqa: E402  (the training sets the tests check)
 
 CLASSIFIERS = ("liblinear", "batched")
 #: Benchmark variants: ``batched-sub`` is the batched classifier with ``--max-negatives``.
@@ -203,22 +205,6 @@ def lfw(args: argparse.Namespace) -> dict:
              "cpu_s": [res["liblinear"][1], res["batched"][1]]}
         print(json.dumps(r), flush=True)
     return out
-
-
-def lfw_round(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """1-3 human labels per person (weight 1), half of the rest pseudo-labelled (weights 0.05-1), 100 -1 rows."""
-    rng = np.random.default_rng(seed)
-    lab = np.full(y.size, -1, dtype=np.int64)
-    w = np.zeros(y.size)
-    for p in np.unique(y):
-        rows = rng.permutation(np.flatnonzero(y == p))
-        k = int(rng.integers(1, 4))
-        lab[rows[:k]], w[rows[:k]] = p, 1.0
-        more = rows[k:k + (rows.size - k) // 2]
-        lab[more], w[more] = p, rng.uniform(0.05, 1.0, more.size)
-    neg = rng.choice(np.flatnonzero(w == 0), 100, replace=False)
-    lab[neg], w[neg] = -1, 1.0
-    return lab, w
 
 
 def main() -> None:

@@ -763,31 +763,13 @@ os.kill(os.getpid(), signal.SIGKILL)
 @probe(4, "SIGKILL inside each schema migration")
 def probe_migration_kills(ctx: Ctx, row: Row) -> None:
     from storage import Library, migrations
-    from test_faults_kill import KILL_IN_MIGRATION, _applied, _Counting, _integrity, _schema
+    from test_faults_kill import KILL_IN_MIGRATION, _applied, _integrity, _schema, migration_prefix_facts
 
     full = list(migrations.MIGRATIONS)
     names = [m.__name__ for m in full]
     per = ctx.scale(3, 1)
     row.bar.total = len(names) * per
-    counts: dict[str, int] = {}
-
-    def counted(fn):
-        def run(db):
-            c = _Counting(db)
-            fn(c)
-            counts[fn.__name__] = c.n
-        run.__name__ = fn.__name__
-        return run
-
-    schemas = []
-    try:
-        for i in range(len(full) + 1):
-            migrations.MIGRATIONS[:] = [counted(f) for f in full[:i]]
-            r = ctx.tmp / f"prefix{i}"
-            Library(r).close()
-            schemas.append(_schema(r / "library.db"))
-    finally:
-        migrations.MIGRATIONS[:] = full
+    schemas, counts = migration_prefix_facts(lambda i: ctx.tmp / f"prefix{i}")
 
     def seeded(root: Path, position: int) -> int:
         """A library at schema ``position`` holding a few committed rows (0 when there is no schema yet)."""

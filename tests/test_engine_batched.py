@@ -14,6 +14,7 @@ from aspl.engine.loop import ActiveLoop, StateError
 from aspl.engine.selection import self_paced_labels
 from aspl.engine.simulate import SimulationConfig, simulate
 from storage.state import pack_state, unpack_state
+from test_engine_loop import _play
 
 REPO = Path(__file__).resolve().parents[1]
 LFW = REPO.parent / "shared" / "data" / "lfw-dev"
@@ -222,27 +223,12 @@ def test_engine_setting_chooses_the_classifier_and_names_valid_choices():
         make_engine("aspl", classifier="torch")
 
 
-def _play(make, X, y, ids, rounds=4, reload=False):
-    labels = np.full(len(y), -1)
-    labels[::20] = y[::20]
-    loop = make()
-    trace = []
-    for _ in range(rounds):
-        if reload:
-            loop = ActiveLoop.from_state_dict(unpack_state(*pack_state(loop.state_dict())))
-        r = loop.step(ids, X, labels)
-        f, p, w = r.auto_labels
-        trace.append((r.queries.tolist(), f.tolist(), p.tolist(), np.round(w, 9).tolist()))
-        labels[np.searchsorted(ids, r.queries)] = y[np.searchsorted(ids, r.queries)]
-    return trace, loop
-
-
 def test_loop_state_round_trip_with_the_batched_classifier():
     X, y = _clustered(people=6, per=20, dims=16)
     ids = np.arange(len(y)) * 2 + 5
     make = lambda: ActiveLoop("aspl-margin", {"query_size": 6, "min_labels": 1, "classifier": "batched"})  # noqa
-    kept, loop = _play(make, X, y, ids)
-    reloaded, _ = _play(make, X, y, ids, reload=True)
+    kept, loop = _play(make, X, y, ids, rounds=4, every=20)
+    reloaded, _ = _play(make, X, y, ids, rounds=4, reload=True, every=20)
     assert kept == reloaded and any(t[1] for t in kept)
     st = loop.state_dict()
     assert st["model.class"] == "BatchedOneVsAll"

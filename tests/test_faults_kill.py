@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -106,10 +107,9 @@ def _integrity(db_file: Path) -> str:
         con.close()
 
 
-@pytest.fixture(scope="module")
-def migration_facts(tmp_path_factory) -> tuple[list[list[tuple]], dict[str, int]]:
+def migration_prefix_facts(new_root: Callable[[int], Path]) -> tuple[list[list[tuple]], dict[str, int]]:
     """The schema after each prefix of the migrations (``schemas[i]``: the first ``i`` applied) of a library
-    created normally, and the number of statements each migration runs on a fresh library."""
+    created normally in ``new_root(i)``, and the number of statements each migration runs on a fresh library."""
     full = list(migrations.MIGRATIONS)
     counts: dict[str, int] = {}
 
@@ -124,13 +124,19 @@ def migration_facts(tmp_path_factory) -> tuple[list[list[tuple]], dict[str, int]
     schemas = []
     try:
         for i in range(len(full) + 1):
-            migrations.MIGRATIONS = [counted(f) for f in full[:i]]
-            root = tmp_path_factory.mktemp(f"prefix{i}")
+            migrations.MIGRATIONS[:] = [counted(f) for f in full[:i]]
+            root = new_root(i)
             Library(root).close()
             schemas.append(_schema(root / "library.db"))
     finally:
-        migrations.MIGRATIONS = full
+        migrations.MIGRATIONS[:] = full
     return schemas, counts
+
+
+@pytest.fixture(scope="module")
+def migration_facts(tmp_path_factory) -> tuple[list[list[tuple]], dict[str, int]]:
+    """:func:`migration_prefix_facts` of libraries in fresh temporary folders."""
+    return migration_prefix_facts(lambda i: tmp_path_factory.mktemp(f"prefix{i}"))
 
 
 @pytest.mark.parametrize("position", range(len(NAMES)), ids=NAMES)

@@ -113,13 +113,8 @@ class BatchedOneVsAll(OneVsAllSVM):
                  loss: str = "squared_hinge", max_iter: int = 100, tol: float = 1e-4,
                  random_state: int | None = None, warm_start: bool = False,
                  max_negatives: int | None = None, working_set: int | None = 4096, n_jobs: int | None = None):
-        self.C = C
-        self.positive_weight = positive_weight
-        self.min_labels = min_labels
-        self.loss = loss
-        self.max_iter = max_iter
-        self.tol = tol
-        self.random_state = random_state
+        super().__init__(C=C, positive_weight=positive_weight, min_labels=min_labels, loss=loss,
+                         max_iter=max_iter, tol=tol, random_state=random_state)
         self.warm_start = warm_start
         self.max_negatives = max_negatives
         self.working_set = working_set
