@@ -76,19 +76,6 @@ class WorkflowMixin(_Host):
                 for f in face_ids:
                     self.db.execute("DELETE FROM leases WHERE annotator = ? AND face_id = ?", [annotator, int(f)])
 
-    def clear_leases(self, keep: Sequence[int] = ()) -> int:
-        """Drop every lease except those on ``keep`` (a round keeps the leases of faces it still queues:
-        an annotator looking at one keeps it); returns how many were dropped."""
-        with self.transaction():
-            if not keep:
-                return int(self.db.execute("DELETE FROM leases").rowcount)
-            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS _keep (face_id INTEGER PRIMARY KEY)")
-            self.db.execute("DELETE FROM _keep")
-            self.db.conn.executemany("INSERT OR IGNORE INTO _keep VALUES (?)", [(int(f),) for f in keep])
-            n = self.db.execute("DELETE FROM leases WHERE face_id NOT IN (SELECT face_id FROM _keep)").rowcount
-            self.db.execute("DELETE FROM _keep")
-            return int(n)
-
     def leased_faces(self, exclude_annotator: str | None = None, now: float | None = None) -> dict[int, str]:
         """Live leases: face id -> annotator (optionally without one annotator's)."""
         now = time.time() if now is None else now
