@@ -2,12 +2,22 @@
 10k-1M faces built through the storage API.
 
 Faces are clustered 128-d unit vectors (``--people`` centres, Gaussian noise) with a tiny shared crop;
-``--labelled`` of them get human labels (the rest are for the loop). ``--real N`` mixes in N real
-lfw-dev faces (dlib embeddings from the benchmark cache, if present).
+``--labelled`` of them get human labels (the rest are for the loop). ``--recall`` also measures the IVF
+index's recall on the real lfw-dev dlib embeddings (the benchmark cache, if present).
 
     .venv/bin/python bench/scale_bench.py --faces 100000 --people 2000          # one size, a table
     .venv/bin/python bench/scale_bench.py --faces 10000 --people 1000 --json    # one JSON object
     .venv/bin/python bench/scale_bench.py --faces 1000000 --people 10000 --no-round
+    .venv/bin/python bench/scale_bench.py --faces 100000 --people 2000 --dir /tmp/s100k --json   # keep the library
+    .venv/bin/python bench/scale_bench.py --faces 100000 --people 2000 --dir /tmp/s100k --reuse --rounds 2
+
+The round is one ``Service.run_round`` with the engine setting ``classifier`` (``--classifier``, default
+``batched``): ``round_s`` (wall), ``round_cpu_s``, ``round_phases_s`` (the round's own progress steps:
+``read_inputs`` vectors and labels, ``load_engine`` the stored loop, ``engine_step`` seeding, training,
+scoring and selection, ``write`` auto-labels, queue and state) and ``round_peak_rss_mb``
+(the process's peak resident memory during the round: the peak is reset just before it where Linux
+allows, ``/proc/self/clear_refs``; else the peak since start). ``vectors_read_s``: one
+``Library.embeddings(backbone)`` (every vector of the backbone) before the round.
 
 Key press = what the Annotate page calls between one answer and the next face drawn: ``confirm``,
 ``next_face``, ``face_view``, ``suggestions`` (k=5), the crops, ``last_action`` and the sidebar's
@@ -18,6 +28,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -196,6 +207,49 @@ def real_recall(k: int = 10) -> dict | None:
     return index_recall(emb.X, k=k)
 
 
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (``VmHWM``) where Linux allows it; whether it did."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mb() -> float:
+    """Peak RSS in MiB: ``VmHWM`` (since the last reset) where readable, else ``ru_maxrss`` (since start)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+#: ``Service.run_round``'s progress steps (``done`` out of 5) -> the bench's names of the phase they start.
+ROUND_PHASES = {0: "read_inputs", 1: "load_engine", 2: "engine_step", 3: "write", 5: "done"}
+
+
+def timed_round(svc: Service) -> dict:
+    """One ``Service.run_round``: wall and CPU seconds, seconds per progress step, peak RSS during it."""
+    marks: list[tuple[float, str]] = []
+    load = os.getloadavg()[0]
+    reset = _reset_peak_rss()
+    c0, w0 = time.process_time(), time.perf_counter()
+    m = svc.run_round("bench", lambda done, total, msg: marks.append((time.perf_counter(),
+                                                                      ROUND_PHASES.get(done, msg))))
+    w1 = time.perf_counter()
+    marks.append((w1, "end"))
+    phases = {name: round(t1 - t0, 2) for (t0, name), (t1, _) in zip(marks, marks[1:]) if name != "done"}
+    return {"round_s": round(w1 - w0, 1), "round_cpu_s": round(time.process_time() - c0, 1),
+            "round_phases_s": phases, "round_peak_rss_mb": _peak_rss_mb(),
+            "round_peak_rss_since": "round start" if reset else "process start",
+            "round_auto_labels": m["auto_labels"], "round_queries": m["queries"], "round_unclear": m["unclear"],
+            "round_people_modelled": m["people_modelled"],
+            "round_loadavg_1m": [round(load, 2), round(os.getloadavg()[0], 2)]}  # other work on the machine
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--faces", type=int, default=10_000)
@@ -203,8 +257,12 @@ def main(argv=None) -> int:
     ap.add_argument("--labelled", type=float, default=0.1, help="fraction of faces with human labels")
     ap.add_argument("--keys", type=int, default=50, help="key presses to time")
     ap.add_argument("--no-round", action="store_true", help="skip the round (slow at large sizes)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="rounds to time (after the first, each follows --keys answers: round2, ...)")
     ap.add_argument("--method", default="aspl-margin")
-    ap.add_argument("--engine", default="{}", help="JSON engine settings, e.g. '{\"classifier\": \"batched\"}'")
+    ap.add_argument("--classifier", default="batched", choices=("batched", "liblinear"),
+                    help="the engine setting classifier (one-vs-all SVMs)")
+    ap.add_argument("--engine", default="{}", help="more JSON engine settings, e.g. '{\"query_size\": 50}'")
     ap.add_argument("--dir", type=Path, default=None, help="where to build (default: a temp folder)")
     ap.add_argument("--reuse", action="store_true", help="reuse the library already built in --dir")
     ap.add_argument("--bulk", action="store_true", help="build with insert_all (for 1M faces)")
@@ -221,17 +279,27 @@ def main(argv=None) -> int:
         saved.write_text(json.dumps(b))
     lib = Library(root)
     svc = Service(lib)
-    svc.set_loop_settings({"method": a.method, "engine": {"min_labels": 1, **json.loads(a.engine)}})
-    out = {"faces": a.faces, "people": a.people, "labelled": b["labelled"], "build_s": round(b["build_s"], 1),
+    engine = {"min_labels": 1, "classifier": a.classifier, **json.loads(a.engine)}
+    svc.set_loop_settings({"method": a.method, "engine": engine})
+    out = {"faces": len(b["truth"]), "people": len(set(b["truth"].values())), "labelled": b["labelled"],
+           "method": a.method, "engine": engine, "build_s": round(b["build_s"], 1),
            "index_build_s": round(b["index_build_s"], 2)}
-    out.update(keypresses(svc, b["truth"], a.keys))
+    t0 = time.perf_counter()
+    ids, X = lib.embeddings(BACKBONE)
+    out.update(vectors_read_s=round(time.perf_counter() - t0, 3), vectors=int(len(ids)))
+    del ids, X
+    if a.keys:
+        out.update(keypresses(svc, b["truth"], a.keys))
     if not a.no_round:
-        c0, w0 = time.process_time(), time.perf_counter()
-        m = svc.run_round("bench")
-        out.update(round_s=round(time.perf_counter() - w0, 1), round_cpu_s=round(time.process_time() - c0, 1),
-                   round_auto_labels=m["auto_labels"], round_queries=m["queries"])
-        out.update({f"after_round_{k}": v for k, v in keypresses(svc, b["truth"], a.keys).items()
-                    if k.startswith("keypress")})
+        out.update(timed_round(svc))
+        if a.keys:
+            out.update({f"after_round_{k}": v for k, v in keypresses(svc, b["truth"], a.keys).items()
+                        if k.startswith("keypress")})
+        for i in range(2, a.rounds + 1):  # the next rounds: warm start, the --keys answers since the last
+            r = timed_round(svc)
+            out[f"round{i}"] = {k[len("round_"):]: v for k, v in r.items()}
+            if a.keys:
+                keypresses(svc, b["truth"], a.keys)
     if a.recall:
         ids, X = lib.embeddings(BACKBONE)
         out["ivf_recall_synthetic"] = index_recall(X)

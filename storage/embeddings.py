@@ -19,6 +19,8 @@ from ._common import _Host
 log = logging.getLogger(__name__)
 
 _CHUNK = 500  # face ids per "IN (...)" query (SQLite's variable limit is 999 on old builds)
+_FEW_IDS = 20 * _CHUNK  # up to this many wanted ids: IN queries; more: one read of the backbone, filtered
+_READ_BATCH = 65536  # rows fetched (and held as Python objects) at a time by a full read
 
 
 class EmbeddingsMixin(_Host):
@@ -114,17 +116,45 @@ class EmbeddingsMixin(_Host):
 
     # ------------------------------------------------------------------ reads
     def embeddings(self, backbone: str, face_ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``(ids, X)`` for ``backbone``, ordered by face id (optionally only ``face_ids``)."""
-        rows = self.db.execute("SELECT face_id, dim, vector FROM embeddings WHERE backbone = ? ORDER BY face_id",
-                               [backbone]).fetchall()
+        """``(ids, X)`` for ``backbone``, ordered by face id (optionally only ``face_ids``).
+
+        One query over the backbone (or ``IN`` queries for a few ids); the vectors are joined into one
+        buffer in batches of rows and viewed as a float32 matrix (no per-row arrays), sorted by id in numpy.
+        """
         if face_ids is not None:
-            keep = set(int(f) for f in face_ids)
-            rows = [r for r in rows if r[0] in keep]
-        if not rows:
+            want = np.unique(np.fromiter((int(f) for f in face_ids), np.int64))
+            if want.size <= _FEW_IDS:
+                return self._read_vectors([
+                    (f"SELECT face_id, dim, vector FROM embeddings WHERE backbone = ? AND face_id IN "
+                     f"({','.join('?' * len(part))})", [backbone, *part.tolist()])
+                    for part in np.array_split(want, -(-want.size // _CHUNK))] if want.size else [])
+            ids, X = self.embeddings(backbone)
+            keep = np.isin(ids, want)
+            return (ids, X) if keep.all() else (ids[keep], X[keep])
+        return self._read_vectors([("SELECT face_id, dim, vector FROM embeddings WHERE backbone = ?", [backbone])])
+
+    def _read_vectors(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, X)`` of the ``(face_id, dim, vector)`` rows of ``queries``, sorted by face id."""
+        ids: list[np.ndarray] = []
+        dims: list[np.ndarray] = []
+        buf = bytearray()
+        for sql, params in queries:
+            cur = self.db.execute(sql, params)
+            while rows := cur.fetchmany(_READ_BATCH):
+                ids.append(np.fromiter((r[0] for r in rows), np.int64, len(rows)))
+                dims.append(np.fromiter((r[1] for r in rows), np.int64, len(rows)))
+                buf += b"".join([r[2] for r in rows])
+        if not ids:
             return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
-        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-        X = np.frombuffer(b"".join(r[2] for r in rows), np.float32).reshape(len(rows), rows[0][1]).copy()
-        return ids, X
+        fid, dim = np.concatenate(ids), np.concatenate(dims)
+        if (dim != dim[0]).any() or len(buf) != 4 * int(dim.sum()):
+            raise ValueError(f"embeddings of one backbone differ in size: dims {sorted(set(dim.tolist()))[:5]}, "
+                             f"{len(buf)} bytes for {fid.size} rows")
+        X = np.frombuffer(buf, np.float32).reshape(fid.size, int(dim[0]))  # writable: a bytearray
+        if fid.size > 1 and not (np.diff(fid) > 0).all():
+            order = np.argsort(fid, kind="stable")
+            fid, X = fid[order], X[order]
+        return fid, X
 
     def embedding(self, face_id: int, backbone: str) -> np.ndarray | None:
         """One face's embedding for ``backbone`` (None if it has none)."""

@@ -8,6 +8,8 @@ storage. Modules:
 * :mod:`~aspl.engine.batched`: the same SVMs trained together (batched Newton, for large libraries).
 * :mod:`~aspl.engine.measures`: scores -> numbers (hinge loss, best score,
   margin, entropy, least confidence, self-paced easiness).
+* :mod:`~aspl.engine.summary`: per-face summaries of score blocks (best, second, pace and
+  positive counts, own score): a round's decisions without the full faces x people matrix.
 * :mod:`~aspl.engine.selection`: numbers -> rows (queries, self-paced step,
   CEAL thresholds, exact neighbour seeding of new people).
 * :mod:`~aspl.engine.pace`: the per-person pace lambda.
@@ -52,6 +54,8 @@ from .measures import (
     score_margin,
     self_paced_easiness,
     softmax,
+    summary_best_score,
+    summary_margin,
 )
 from .pace import Pace
 from .preprocess import center_embeddings, mean_pairwise_cosine
@@ -61,6 +65,7 @@ from .recert import (
     estimate_precision,
     sample_for_verification,
     uniquely_predicted,
+    uniquely_predicted_summary,
     wilson_interval,
 )
 from .selection import (
@@ -76,7 +81,9 @@ from .selection import (
     select_lowest,
     select_random,
     self_paced_labels,
+    self_paced_select,
 )
+from .summary import ScoreSummary, map_score_blocks, summarize_model, summarize_scores
 
 __all__ = [
     "DEFAULT_C", "OneVsAllSVM", "BatchedOneVsAll", "Top2", "CLASSIFIERS",
@@ -85,11 +92,12 @@ __all__ = [
     "CEALSettings", "RandomEngine", "AllEngine", "RoundResult", "make_engine",
     "ActiveLoop", "LoopRound", "StateError",
     "best_score", "entropy", "hinge_loss", "least_confidence", "margin", "score_margin", "self_paced_easiness",
-    "softmax",
+    "softmax", "summary_best_score", "summary_margin",
+    "ScoreSummary", "summarize_scores", "summarize_model", "map_score_blocks",
     "Pace",
     "center_embeddings", "mean_pairwise_cosine",
     "PrecisionEstimate", "Recertifier", "estimate_precision", "sample_for_verification", "uniquely_predicted",
-    "wilson_interval",
+    "uniquely_predicted_summary", "wilson_interval",
     "UNLABELLED", "SelfPacedSelection", "ceal_pseudo_labels", "ceal_threshold", "mean_distance", "mean_distances", "nearest_rows", "seed_new_person",
-    "select_highest", "select_lowest", "select_random", "self_paced_labels",
+    "select_highest", "select_lowest", "select_random", "self_paced_labels", "self_paced_select",
 ]

@@ -3,7 +3,7 @@ re-certification of human labels; SPL alone as its no-query variant."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -16,9 +16,19 @@ from .base import (
     RoundResult,
     _take,
 )
-from .measures import best_score, score_margin
-from .recert import Recertifier, uniquely_predicted
-from .selection import UNLABELLED, mean_distances, nearest_rows, select_lowest, self_paced_labels
+from .classifier import OneVsAllSVM
+from .measures import best_score, score_margin, summary_best_score, summary_margin
+from .recert import Recertifier, uniquely_predicted, uniquely_predicted_summary
+from .selection import (
+    UNLABELLED,
+    SelfPacedSelection,
+    mean_distances,
+    nearest_rows,
+    select_lowest,
+    self_paced_labels,
+    self_paced_select,
+)
+from .summary import summarize_model
 
 log = logging.getLogger(__name__)
 
@@ -180,12 +190,33 @@ class ASPLEngine(Engine):
         self.known_ |= set(count)
         return added
 
-    def _query(self, S: np.ndarray) -> np.ndarray:
-        """Rows of ``S`` (unlabelled faces' scores) to ask, by ``query_measure``."""
+    def _query(self, best: Callable[[], np.ndarray], margin: Callable[[], np.ndarray], n_people: int
+               ) -> np.ndarray:
+        """Rows to ask, by ``query_measure``, from the candidates' best scores or score margins."""
         k = self.settings.query_size
-        if self.settings.query_measure == "score_margin" and S.shape[1] >= 2:
-            return select_lowest(score_margin(S), k, self.rng_)
-        return select_lowest(best_score(S), k, self.rng_)
+        if self.settings.query_measure == "score_margin" and n_people >= 2:
+            return select_lowest(margin(), k, self.rng_)
+        return select_lowest(best(), k, self.rng_)
+
+    def _decide(self, model: OneVsAllSVM, X: np.ndarray, lam: np.ndarray, human_rows: np.ndarray,
+                own: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, SelfPacedSelection, np.ndarray]:
+        """``(re-certification passed per human row, self-paced selection of cand, query rows into cand)``.
+
+        ``own``: each human row's column. From per-face summaries of score blocks (never the full
+        matrix with the batched classifier), or from the full matrix with ``dense_scores``.
+        """
+        P = int(model.classes_.size)
+        if self.dense_scores:
+            S = model.decision_function(X)
+            Sc = S[cand]
+            return (uniquely_predicted(S[human_rows], own), self_paced_labels(Sc, lam),
+                    self._query(lambda: best_score(Sc), lambda: score_margin(Sc), P))
+        own_all = np.full(X.shape[0], UNLABELLED, dtype=np.int64)
+        own_all[human_rows] = own
+        summary = summarize_model(model, X, lam, own_all)
+        sc = summary.take(cand)
+        return (uniquely_predicted_summary(summary.take(human_rows)), self_paced_select(sc),
+                self._query(lambda: summary_best_score(sc), lambda: summary_margin(sc), P))
 
     def step(self, X: np.ndarray, labels: np.ndarray) -> RoundResult:
         X, labels = self._check(X, labels)
@@ -207,18 +238,16 @@ class ASPLEngine(Engine):
             y[r], w[r], src[r] = p, sw, SOURCE_SEED
         y[active_human], w[active_human], src[active_human] = labels[active_human], 1.0, SOURCE_HUMAN
         model = self._fit(X, y, w)
-        S = model.decision_function(X)
         classes = model.classes_
         lam = np.array([self.lambdas_.setdefault(int(p), self.pace_.start) for p in classes])
 
         rows = np.flatnonzero(active_human)
-        passed = uniquely_predicted(S[rows], model.column_of(labels[rows]))
+        cand = np.flatnonzero(~human)
+        passed, sp, q = self._decide(model, X, lam, rows, model.column_of(labels[rows]), cand)
         flagged = self.recert_.update(rows, passed)
         if flagged.size:
             log.debug("round %d: %d human label(s) flagged for review", self.round_, flagged.size)
 
-        cand = np.flatnonzero(~human)
-        sp = self_paced_labels(S[cand], lam)
         pl = np.full(n, UNLABELLED, dtype=np.int64)
         pw = np.zeros(n)
         acc = cand[sp.accepted]
@@ -228,7 +257,7 @@ class ASPLEngine(Engine):
         self.unclear_ = np.zeros(n, dtype=bool)
         self.unclear_[unclear] = True
 
-        queries = cand[self._query(S[cand])]
+        queries = cand[q]
 
         lambdas = {int(p): float(v) for p, v in zip(classes, lam)}
         for p in classes:

@@ -206,6 +206,9 @@ class Engine:
 
     name: ClassVar[str] = "base"
     settings_class: ClassVar[type[EngineSettings]] = EngineSettings
+    #: Decide from the full ``faces x people`` score matrix instead of row blocks of scores
+    #: (:mod:`.summary`). Same decisions, bit for bit; kept as the reference the tests compare against.
+    dense_scores: bool = False
 
     def __init__(self, settings: EngineSettings | None = None, **overrides: Any):
         s = settings if settings is not None else self.settings_class()

@@ -6,6 +6,19 @@ import numpy as np
 from .base import SOURCE_HUMAN, SOURCE_PSEUDO, CEALSettings, Engine, RoundResult, _empty
 from .measures import entropy, least_confidence, margin, softmax
 from .selection import UNLABELLED, ceal_pseudo_labels, ceal_threshold, select_highest, select_lowest
+from .summary import map_score_blocks
+
+
+def ceal_measures(scores: np.ndarray, criterion: str, temperature: float, threshold: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """CEAL on a block of score rows: ``(uncertainty measure by criterion, pseudo-label column or -1)``
+    from ``softmax(scores / temperature)`` (row-wise: blocks of rows give the rows of the whole)."""
+    P = softmax(scores, temperature)
+    if criterion == "margin":
+        measure = margin(P)
+    else:
+        measure = entropy(P) if criterion == "entropy" else least_confidence(P)
+    return measure, ceal_pseudo_labels(P, threshold)
 
 
 class CEALEngine(Engine):
@@ -38,15 +51,19 @@ class CEALEngine(Engine):
             self.round_ += 1
             return RoundResult(self.round_ - 1, model, _empty(), self.pseudo_labels_.copy(),
                                self.pseudo_weights_.copy(), y, w, src)
-        P = softmax(model.decision_function(X[cand]), s.temperature)
+        thr = ceal_threshold(self.round_, s.delta0, s.decay_rate)
+        if self.dense_scores:
+            measure, cols = ceal_measures(model.decision_function(X[cand]), s.criterion, s.temperature, thr)
+        else:  # the same, row block by row block (never the full matrix with the batched classifier)
+            parts = map_score_blocks(model, X[cand], lambda a, S: ceal_measures(S, s.criterion, s.temperature, thr))
+            measure = np.concatenate([m for m, _ in parts]) if parts else np.zeros(0)
+            cols = np.concatenate([c for _, c in parts]) if parts else np.zeros(0, dtype=np.int64)
         if s.criterion == "margin":
-            q = select_lowest(margin(P), s.query_size, self.rng_)
+            q = select_lowest(measure, s.query_size, self.rng_)
         else:
-            measure = entropy(P) if s.criterion == "entropy" else least_confidence(P)
             q = select_highest(measure, s.query_size, self.rng_)
         queries = cand[q]
-        cols = ceal_pseudo_labels(P, ceal_threshold(self.round_, s.delta0, s.decay_rate))
-        if P.shape[1] < 2:
+        if model.classes_.size < 2:
             cols[:] = UNLABELLED  # one person: the softmax is trivially certain
         cols[q] = UNLABELLED
         pl = np.full(n, UNLABELLED, dtype=np.int64)

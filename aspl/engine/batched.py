@@ -43,13 +43,14 @@ optimum; ``||H^-1 g|| <= ||g||`` since ``H >= I``).
 
 Scores: :meth:`BatchedOneVsAll.decision_function` (dense, like OneVsAllSVM) and
 :meth:`BatchedOneVsAll.top2`, the best and second-best person per face in row
-chunks without the full score matrix.
+blocks without the full score matrix (:meth:`BatchedOneVsAll.score_blocks`; the
+engine summarises the same blocks, :mod:`aspl.engine.summary`).
 """
 from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 from sklearn.utils.validation import check_array, check_is_fitted
@@ -57,6 +58,7 @@ from threadpoolctl import threadpool_limits
 
 from .classifier import DEFAULT_C, OneVsAllSVM, check_fit_inputs
 from .selection import UNLABELLED
+from .summary import block_rows
 
 __all__ = ["BatchedOneVsAll", "Top2"]
 
@@ -248,35 +250,49 @@ class BatchedOneVsAll(OneVsAllSVM):
             raise ValueError(f"X has {X.shape[1]} features, the classifier was fit on {self.n_features_in_}")
         return X, np.ascontiguousarray(self.coef_, dtype=np.float32), self.intercept_.astype(np.float32)
 
-    def decision_function(self, X: np.ndarray, chunk: int = 8192) -> np.ndarray:
-        """Scores ``(faces x people)`` as float64, columns in the order of ``classes_`` (float32 products)."""
-        X, Wt, b = self._scores32(X)
-        out = np.empty((X.shape[0], Wt.shape[0]))
-        for a in range(0, X.shape[0], chunk):
-            out[a:a + chunk] = X[a:a + chunk] @ Wt.T + b
+    def score_blocks(self, X: np.ndarray, chunk: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first row, float32 scores)`` of ``X`` in blocks of ``chunk`` rows (default: about
+        :data:`~aspl.engine.summary.SCORE_BLOCK_ELEMENTS` scores per block), columns as ``classes_``.
+
+        Each block is a new array (the caller may overwrite it); the full matrix is never built.
+        """
+        X, Wt, b = self._scores32(X)  # checked now, not at the first block
+        step = block_rows(Wt.shape[0], chunk)
+        return ((a, X[a:a + step] @ Wt.T + b) for a in range(0, X.shape[0], step))
+
+    def decision_function(self, X: np.ndarray, chunk: int | None = None) -> np.ndarray:
+        """Scores ``(faces x people)`` as float64, columns in the order of ``classes_`` (float32 products,
+        the blocks of :meth:`score_blocks`)."""
+        blocks = self.score_blocks(X, chunk)
+        out = np.empty((np.shape(X)[0], self.classes_.size))
+        for a, S in blocks:
+            out[a:a + S.shape[0]] = S
         return out
 
-    def top2(self, X: np.ndarray, chunk: int = 8192) -> Top2:
-        """Best and second-best column (index into ``classes_``) and score per face, ``chunk`` faces at a time.
+    def top2(self, X: np.ndarray, chunk: int | None = None) -> Top2:
+        """Best and second-best column (index into ``classes_``) and score per face, block by block.
 
-        Never builds the full score matrix (``chunk x people`` float32 at most). Ties go to the lower
+        Never builds the full score matrix (the blocks of :meth:`score_blocks`). Ties go to the lower
         column, as :meth:`predict`. Missing places (fewer than two people): column -1, score ``-inf``.
         """
-        X, Wt, b = self._scores32(X)
-        n, P = X.shape[0], Wt.shape[0]
+        blocks = self.score_blocks(X, chunk)
+        n = np.shape(X)[0]
         first = np.full(n, -1, dtype=np.int64)
         second = np.full(n, -1, dtype=np.int64)
         s1 = np.full(n, -np.inf)
         s2 = np.full(n, -np.inf)
-        for a in range(0, n if P else 0, chunk):
-            S = X[a:a + chunk] @ Wt.T + b
+        P = self.classes_.size
+        for a, S in blocks:
+            if P == 0:
+                break
             rows = np.arange(S.shape[0])
+            part = slice(a, a + S.shape[0])
             c = S.argmax(axis=1)
-            first[a:a + chunk], s1[a:a + chunk] = c, S[rows, c]
+            first[part], s1[part] = c, S[rows, c]
             if P >= 2:
                 S[rows, c] = -np.inf
                 c = S.argmax(axis=1)
-                second[a:a + chunk], s2[a:a + chunk] = c, S[rows, c]
+                second[part], s2[part] = c, S[rows, c]
         return Top2(first, s1, second, s2)
 
     def predict(self, X: np.ndarray) -> np.ndarray:

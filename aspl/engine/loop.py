@@ -47,6 +47,17 @@ LOOP_STATE_VERSION = 1
 MODEL_CLASSES: dict[str, type[OneVsAllSVM]] = {c.__name__: c for c in CLASSIFIERS.values()}
 
 
+def _rows_of(face_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Row of each of ``wanted`` in ``face_ids`` (unique), -1 where absent (sorted search, no dict)."""
+    rows = np.full(wanted.size, -1, dtype=np.int64)
+    if face_ids.size:
+        order = np.argsort(face_ids, kind="stable")
+        pos = np.minimum(np.searchsorted(face_ids[order], wanted), face_ids.size - 1)
+        found = face_ids[order][pos] == wanted
+        rows[found] = order[pos[found]]
+    return rows
+
+
 class StateError(ValueError):
     """A stored loop state that cannot be used (other version, method or settings; malformed)."""
 
@@ -137,13 +148,7 @@ class ActiveLoop:
         old = self.face_ids_
         if np.array_equal(face_ids, old):
             return
-        src = np.full(face_ids.size, -1, dtype=np.int64)
-        if old.size:
-            order = np.argsort(old, kind="stable")
-            pos = np.minimum(np.searchsorted(old[order], face_ids), old.size - 1)
-            found = old[order][pos] == face_ids
-            src[found] = order[pos[found]]
-        self.engine_.remap_rows(src)
+        self.engine_.remap_rows(_rows_of(old, face_ids))
         self.face_ids_ = face_ids.copy()
 
     def transform(self, X: np.ndarray) -> np.ndarray:
@@ -170,11 +175,10 @@ class ActiveLoop:
             self.mean_ = X.mean(0)
         Z = self.transform(X)
         result = self.engine_.step(Z, labels)
-        pairs = list(forbidden)
-        if pairs:
-            row_of = {int(f): i for i, f in enumerate(face_ids)}
-            rows = np.array([row_of.get(int(f), -1) for f, _ in pairs], dtype=np.int64)
-            persons = np.array([int(p) for _, p in pairs], dtype=np.int64)
+        pairs = np.array([(int(f), int(p)) for f, p in forbidden], dtype=np.int64).reshape(-1, 2)
+        if pairs.size:
+            rows = _rows_of(face_ids, pairs[:, 0])
+            persons = pairs[:, 1]
             keep = rows >= 0
             rows, persons = rows[keep], persons[keep]
             self.engine_.forbid(rows, persons)

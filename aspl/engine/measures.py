@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .summary import ScoreSummary
+
 __all__ = [
     "hinge_loss",
     "best_score",
@@ -19,6 +21,8 @@ __all__ = [
     "margin",
     "entropy",
     "self_paced_easiness",
+    "summary_best_score",
+    "summary_margin",
 ]
 
 
@@ -49,6 +53,18 @@ def score_margin(scores: np.ndarray) -> np.ndarray:
         return np.full(s.shape[0], np.inf)
     top2 = -np.partition(-s, 1, axis=1)[:, :2]
     return top2[:, 0] - top2[:, 1]
+
+
+def summary_best_score(summary: ScoreSummary) -> np.ndarray:
+    """:func:`best_score` from a :class:`~aspl.engine.summary.ScoreSummary` (same values)."""
+    return summary.first_score.copy()
+
+
+def summary_margin(summary: ScoreSummary) -> np.ndarray:
+    """:func:`score_margin` from a :class:`~aspl.engine.summary.ScoreSummary` (same values)."""
+    if summary.n_people < 2:
+        return np.full(summary.n_faces, np.inf)
+    return summary.first_score - summary.second_score
 
 
 def softmax(scores: np.ndarray, temperature: float = 1.0) -> np.ndarray:

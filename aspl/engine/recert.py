@@ -16,8 +16,11 @@ from typing import Iterable
 
 import numpy as np
 
+from .summary import ScoreSummary
+
 __all__ = [
     "uniquely_predicted",
+    "uniquely_predicted_summary",
     "Recertifier",
     "wilson_interval",
     "PrecisionEstimate",
@@ -51,6 +54,13 @@ def uniquely_predicted(scores: np.ndarray, own: np.ndarray) -> np.ndarray:
     pos = s[rows] > 0
     ok[rows] = pos[np.arange(rows.size), own[rows]] & (pos.sum(axis=1) == 1)
     return ok
+
+
+def uniquely_predicted_summary(summary: ScoreSummary) -> np.ndarray:
+    """:func:`uniquely_predicted` from a :class:`~aspl.engine.summary.ScoreSummary` made with each
+    face's own column (``own_score`` NaN: no own column, ``True``)."""
+    own = summary.own_score
+    return np.isnan(own) | ((own > 0) & (summary.n_positive == 1))
 
 
 @dataclass

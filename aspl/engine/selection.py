@@ -4,7 +4,8 @@
   active step's query rules (ASPL ranks by best score, lowest first; CEAL ranks
   by an uncertainty measure).
 * :func:`self_paced_labels`: ASPL's self-paced step (exactly-one rule, linear
-  soft weights, unclear and ambiguous sets).
+  soft weights, unclear and ambiguous sets); :func:`self_paced_select`: the same
+  from a :class:`~aspl.engine.summary.ScoreSummary` (scores summarised in blocks).
 * :func:`ceal_threshold` / :func:`ceal_pseudo_labels`: CEAL's high-confidence
   pseudo-labelling with a decaying entropy threshold.
 * :func:`seed_new_person` / :func:`nearest_rows`: exact neighbours of a newly
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .measures import entropy, hinge_loss, self_paced_easiness
+from .summary import ScoreSummary
 
 __all__ = [
     "UNLABELLED",
@@ -25,6 +27,7 @@ __all__ = [
     "select_highest",
     "select_random",
     "self_paced_labels",
+    "self_paced_select",
     "ceal_threshold",
     "ceal_pseudo_labels",
     "mean_distance",
@@ -111,6 +114,16 @@ def self_paced_labels(scores: np.ndarray, lambdas: np.ndarray) -> SelfPacedSelec
     return SelfPacedSelection(labels, weights, count == 0, count > 1)
 
 
+def self_paced_select(summary: ScoreSummary) -> SelfPacedSelection:
+    """:func:`self_paced_labels` from a :class:`~aspl.engine.summary.ScoreSummary` made with the
+    people's lambdas (:func:`~aspl.engine.summary.summarize_model`): the same selection, bit for bit."""
+    count = summary.n_accepted
+    one = count == 1
+    labels = np.where(one, summary.accepted, UNLABELLED).astype(np.int64)
+    weights = np.where(one, summary.accepted_weight, 0.0)
+    return SelfPacedSelection(labels, weights, count == 0, count > 1)
+
+
 def ceal_threshold(t: int, delta0: float = 0.005, decay_rate: float = 0.00033) -> float:
     """CEAL's entropy threshold at round ``t`` (0-based), never below 0.
 
@@ -160,20 +173,28 @@ def mean_distances(Q: np.ndarray, X: np.ndarray, sample: int = MEAN_DISTANCE_SAM
     return out
 
 
-def _sq_dist(Q: np.ndarray, C: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distances ``(len(Q) x len(C))``, float64, clipped at 0."""
+def _sq_dist(Q: np.ndarray, C: np.ndarray, cc: np.ndarray | None = None) -> np.ndarray:
+    """Squared Euclidean distances ``(len(Q) x len(C))``, float64, clipped at 0 (``cc``: the rows'
+    squared norms of ``C`` as float64, when the caller has them already)."""
     Q = np.asarray(Q, dtype=np.float64)
     C = np.asarray(C, dtype=np.float64)
-    d2 = (Q * Q).sum(1)[:, None] + (C * C).sum(1)[None, :] - 2.0 * (Q @ C.T)
+    if cc is None:
+        cc = (C * C).sum(1)
+    d2 = (Q * Q).sum(1)[:, None] + cc[None, :] - 2.0 * (Q @ C.T)
     return np.maximum(d2, 0.0)
 
 
-def nearest_rows(Q: np.ndarray, C: np.ndarray, k: int, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+#: Distances computed at once by :func:`nearest_rows` (query rows x candidates; 4 Mi = 32 MiB as float64).
+NEAREST_BLOCK_ELEMENTS = 1 << 22
+
+
+def nearest_rows(Q: np.ndarray, C: np.ndarray, k: int, chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact ``k`` nearest rows of ``C`` for every row of ``Q`` (Euclidean), nearest first.
 
     Returns ``(indices, distances)``, both ``(len(Q) x min(k, len(C)))``. This is
     the engine's neighbour search; any function with this signature (e.g. a
-    FAISS index from :mod:`storage`) can stand in for it.
+    FAISS index from :mod:`storage`) can stand in for it. ``chunk`` query rows
+    at a time (default: about :data:`NEAREST_BLOCK_ELEMENTS` distances, at most 256 rows).
     """
     Q = np.asarray(Q, dtype=np.float32)
     C = np.asarray(C, dtype=np.float32)
@@ -184,11 +205,15 @@ def nearest_rows(Q: np.ndarray, C: np.ndarray, k: int, chunk: int = 256) -> tupl
     dist = np.zeros((Q.shape[0], k))
     if k == 0:
         return idx, dist
+    chunk = int(chunk) if chunk else int(np.clip(NEAREST_BLOCK_ELEMENTS // C.shape[0], 8, 256))
+    C64 = C.astype(np.float64)  # once, not per chunk
+    cc = (C64 * C64).sum(1)
     for i in range(0, Q.shape[0], chunk):
-        d2 = _sq_dist(Q[i:i + chunk], C)
+        d2 = _sq_dist(Q[i:i + chunk], C64, cc)
         part = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < C.shape[0] else np.tile(np.arange(C.shape[0]),
                                                                                         (d2.shape[0], 1))
         pd = np.take_along_axis(d2, part, axis=1)
+        del d2
         order = np.lexsort((part, pd), axis=1)
         idx[i:i + chunk] = np.take_along_axis(part, order, axis=1)
         dist[i:i + chunk] = np.sqrt(np.take_along_axis(pd, order, axis=1))
