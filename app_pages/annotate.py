@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import common
+from app_pages import common, namebox
 from aspl.service import SCOPE_ANNOTATE
 
 svc = common.service()
@@ -21,10 +21,19 @@ def _confirm(face_id: int, person_id: int, name: str) -> None:
 
 
 def _new_person(face_id: int) -> None:
-    name = st.session_state.get("kb_new")
+    """The name box: an existing person's name (any case) names the face; a new name that begins existing
+    ones is asked about first (B1), any other new name creates the person."""
+    typed = st.session_state.get("kb_new")
     st.session_state["kb_new"] = None
-    if name:
-        common.guarded(svc.new_person, face_id, name, who, ok=f"Face #{face_id}: {name}")
+    name, matches = namebox.check(typed)
+    if matches:
+        namebox.ask_later(f"kb_new:{face_id}", typed, matches, face_id)
+    elif name:
+        _name_face(name, face_id)
+
+
+def _name_face(name: str, face_id: int) -> None:
+    common.guarded(svc.new_person, face_id, name, who, ok=f"Face #{face_id}: {name}")
 
 
 def _not_face(face_id: int) -> None:
@@ -120,6 +129,7 @@ def one_face() -> None:
         st.selectbox("**N** · new person or another name", options=svc.person_names(), index=None,
                      key="kb_new", accept_new_options=True, placeholder="type a name and press Enter",
                      on_change=_new_person, args=(face_id,))
+        asked = namebox.pending(f"kb_new:{face_id}", _name_face)
         c1, c2, c3 = st.columns(3)
         c1.button("**X** · Not a face", key="kb_x", on_click=_not_face, args=(face_id,), width="stretch")
         c2.button("**S** · Skip", key="kb_s", on_click=_skip, args=(face_id,), width="stretch")
@@ -129,47 +139,77 @@ def one_face() -> None:
                    "S skip, U undo, Esc leaves the name box.")
     keys = {str(i): f"kb_{i}" for i in range(1, len(sugg) + 1)}
     keys.update({"n": "kb_new", "x": "kb_x", "s": "kb_s", "u": "kb_u"})
+    keys.update(asked)
     common.keyboard(keys, face_id)
 
 
 # --------------------------------------------------------------- batch
+BATCH_COLS = 6
+
+
+def _batch_pick(name: str, box: str) -> None:
+    """The name question's answer in Batch: an existing person's name replaces the typed one in the box."""
+    if name != st.session_state.get(box):
+        st.session_state[box] = name
+
+
+def _batch_clear(box: str) -> None:
+    st.session_state[box] = None
+
+
+def _batch_target(g) -> tuple[int | str | None, dict[str, str]]:
+    """Who the group's faces are (a person id, a name, or None while nobody is chosen) and the keys of a
+    pending name question."""
+    if g.kind == "person":
+        return g.person_id, {}
+    box = f"kb_bname_{g.key}"
+    typed = st.selectbox("**N** · Who are they?", options=svc.person_names(), index=None, accept_new_options=True,
+                         key=box, placeholder="type a name and press Enter")
+    name, matches = namebox.check(typed)
+    return name, namebox.question(typed, matches, _batch_pick, box, on_cancel=_batch_clear) if matches else {}
+
+
 def batch() -> None:
     groups = svc.batch_groups(who)
     if not groups:
         st.info("No groups yet: after a round, each person's auto-labels and clusters of unclear faces show here.")
         _undo_button("batch_undo")
+        common.keyboard({"u": "batch_undo"}, "batch-empty")
         return
-    idx = st.selectbox("Group", range(len(groups)), format_func=lambda i: groups[i].title, key="batch_group")
-    g = groups[min(idx or 0, len(groups) - 1)]
-    st.caption("Untick the faces that do not belong, then accept the rest in one action (key A; U undoes)."
+    by_key = {g.key: g for g in groups}
+    if st.session_state.get("batch_group") not in by_key:  # first visit, or its group was accepted
+        st.session_state["batch_group"] = groups[0].key
+    g = by_key[st.selectbox("Group", list(by_key), format_func=lambda k: by_key[k].title, key="batch_group")]
+    st.caption("Untick the faces that do not belong, then accept the rest in one action. Keys: J / K or the "
+               "arrows move between faces, Space ticks, N names, A accepts, U undoes, Esc leaves the name box."
                + (" Unticked faces are recorded as *not this person*." if g.kind == "person" else ""))
-    cols = st.columns(6)
-    for j, f in enumerate(g.face_ids):
-        with cols[j % 6]:
-            st.image(common.crop(f), width="stretch")
-            st.checkbox(f"#{f} · {g.scores.get(f, 0):.2f}", value=True, key=f"bsel_{g.key}_{f}")
+    for row in range(0, len(g.face_ids), BATCH_COLS):  # one row of columns at a time: tiles in reading order
+        for col, f in zip(st.columns(BATCH_COLS), g.face_ids[row:row + BATCH_COLS]):
+            with col.container(key=f"bface_{f}"):
+                st.image(common.crop(f), width="stretch")
+                st.checkbox(f"#{f} · {g.scores.get(f, 0):.2f}", value=True, key=f"bsel_{g.key}_{f}")
     selected = [f for f in g.face_ids if st.session_state.get(f"bsel_{g.key}_{f}", True)]
     deselected = [f for f in g.face_ids if f not in selected]
-    if g.kind == "person":
-        target = g.person_id
-        label = f"Accept {len(selected)} face(s) as {svc.person_name(g.person_id)}"
-    else:
-        target = st.selectbox("Who are they?", options=svc.person_names(), index=None, accept_new_options=True,
-                              key=f"bname_{g.key}", placeholder="type a name and press Enter")
-        label = f"Accept {len(selected)} face(s)" + (f" as {target}" if target else "")
+    target, asked = _batch_target(g)
+    as_whom = svc.person_name(target) if isinstance(target, int) else target
+    label = f"Accept {len(selected)} face(s)" + (f" as {as_whom}" if as_whom else "")
 
     def _accept() -> None:
         n = common.guarded(svc.accept_batch, selected, target, who,
                            deselected=deselected if g.kind == "person" else ())
         if n is not None:
-            common.flash("success", f"Labelled {n} face(s).")
+            common.flash("success", f"Labelled {n} face(s)" + (f" as {as_whom}." if as_whom else "."))
 
     c1, c2 = st.columns([3, 1])
     c1.button(f"**A** · {label}", key="batch_accept", type="primary", on_click=_accept,
               disabled=not selected or target is None, width="stretch")
     with c2:
         _undo_button("batch_undo")
-    common.keyboard({"a": "batch_accept", "u": "batch_undo"}, g.key)
+    keys = {"a": "batch_accept", "u": "batch_undo", "space": "@toggle", **common.grid_keys(BATCH_COLS)}
+    if g.kind != "person":
+        keys["n"] = f"kb_bname_{g.key}"
+    keys.update(asked)
+    common.keyboard(keys, f"{g.key}:{target}", grid="bface_")
 
 
 if mode == "Batch":

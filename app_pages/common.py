@@ -247,46 +247,110 @@ def face_caption(face_id: int, extra: str = "") -> str:
 
 
 # ----------------------------------------------------------------- keyboard
+# One listener per browser tab; each run replaces its key map. A map value is an element key (its button is
+# clicked, its input focused) or an action on the grid of tiles (containers keyed ``<grid><id>``):
+# ``@move:N`` moves the focus N tiles, ``@toggle`` ticks the focused tile's checkbox, ``@tile:PREFIX`` presses
+# the element keyed ``PREFIX...`` in the focused tile (the first tile if none is focused). In a text box, Esc
+# leaves it (keeping its value) and Enter in a name box picks the first existing name over "Add: ...".
+# No "<" directly before a letter or "/" inside the script: Streamlit's sanitizer drops such a script.
 _KEYS_JS = """
 <script>
 (function () {
   const doc = window.parent && window.parent.document ? window.parent.document : document;
-  const MAP = %s;
+  doc.__asplMap = %s;
+  doc.__asplGrid = %s;
   if (!doc.__asplKeys) {
     doc.__asplKeys = true;
+    const typing = t => t.isContentEditable || t.tagName === "TEXTAREA" || t.tagName === "SELECT" ||
+      (t.tagName === "INPUT" && !/^(checkbox|radio|button|submit)$/i.test(t.type));
+    const tiles = () => doc.__asplGrid ?
+      Array.from(doc.querySelectorAll("[class*='st-key-" + doc.__asplGrid + "']")) : [];
+    const current = () => tiles().find(x => x.contains(doc.activeElement));
+    const press = box => {
+      if (!box) return false;
+      const input = box.querySelector("input");
+      if (input && input.type !== "checkbox") { input.focus(); input.click(); return true; }
+      const btn = box.querySelector("button") || input;
+      if (!btn || btn.disabled) return false;
+      btn.click();
+      return true;
+    };
+    const move = step => {
+      const all = tiles();
+      if (!all.length) return false;
+      const i = all.findIndex(x => x.contains(doc.activeElement));
+      const tile = all[i < 0 ? 0 : Math.max(0, Math.min(all.length - 1, i + step))];
+      const el = tile.querySelector("input[type='checkbox'], :scope [class*='st-key-'] button") ||
+        tile.querySelector("input, button");
+      if (el) el.focus();
+      tile.scrollIntoView({block: "nearest"});
+      return true;
+    };
+    const pickExisting = (e, t) => {  // "Add: (typed text)" is highlighted unless the arrows chose one
+      const list = doc.getElementById(t.getAttribute("aria-controls") || "");
+      const add = list && list.querySelector("[role='option'][data-key='__creatable__']");
+      const hit = list && list.querySelector("[role='option']:not([data-key='__creatable__'])");
+      if (t.__asplArrowed || !add || !hit || t.getAttribute("aria-activedescendant") !== add.id) return;
+      e.preventDefault();
+      e.stopPropagation();
+      hit.click();
+    };
     doc.addEventListener("keydown", function (e) {
-      if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
+      if (e.ctrlKey || e.metaKey || e.altKey) return;
       const t = e.target || {};
-      const tag = (t.tagName || "").toUpperCase();
-      if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || t.isContentEditable) {
-        if (e.key === "Escape" && t.blur) t.blur();
+      if (typing(t)) {
+        if (e.key === "Escape" && t.blur) { e.preventDefault(); e.stopPropagation(); t.blur(); }
+        if (e.key === "Enter" && t.getAttribute("role") === "combobox") {
+          pickExisting(e, t);
+          setTimeout(() => t.blur(), 0);
+        }
+        t.__asplArrowed = e.key === "ArrowUp" || e.key === "ArrowDown" || (t.__asplArrowed && e.key.length > 1);
         return;
       }
-      const key = doc.__asplMap && doc.__asplMap[e.key.toLowerCase()];
-      if (!key) return;
-      const box = doc.querySelector(".st-key-" + key);
-      if (!box) return;
-      const input = box.querySelector("input");
-      if (input) { e.preventDefault(); input.focus(); input.click(); return; }
-      const btn = box.querySelector("button");
-      if (btn && !btn.disabled) { e.preventDefault(); btn.click(); }
+      const act = doc.__asplMap[e.key === " " ? "space" : e.key.toLowerCase()];
+      if (!act || (e.repeat && !act.startsWith("@move:"))) return;
+      let done;
+      if (act.startsWith("@move:")) done = move(parseInt(act.slice(6), 10));
+      else if (act === "@toggle") {
+        const tile = current();
+        const box = tile && tile.querySelector("input[type='checkbox']");
+        if (box) box.click();
+        done = !!box;
+      } else if (act.startsWith("@tile:")) {
+        const tile = current() || tiles()[0];
+        done = press(tile && tile.querySelector("[class*='st-key-" + act.slice(6) + "']"));
+      } else done = press(doc.querySelector(".st-key-" + act));
+      if (done) e.preventDefault();
     }, true);
   }
-  doc.__asplMap = MAP;
   const a = doc.activeElement;
   if (a && a.closest && a.closest("[class*='st-key-kb_']") && a.blur) a.blur();
 })();
 </script>
+<style>[class*='st-key-%s']:focus-within {outline: 3px solid #ff4b4b; outline-offset: 3px; border-radius: 8px}</style>
 <span style="display:none" data-aspl-keys="%s"></span>
 """
 
 
-def keyboard(mapping: dict[str, str], token: Any = "") -> None:
-    """Bind keys to the elements with those keys (buttons are clicked, inputs focused).
+def grid_keys(cols: int) -> dict[str, str]:
+    """Keys that move the focus over a grid of ``cols`` tiles a row: J / → next, K / ← previous, ↓ / ↑ a row."""
+    return {"j": "@move:1", "arrowright": "@move:1", "k": "@move:-1", "arrowleft": "@move:-1",
+            "arrowdown": f"@move:{cols}", "arrowup": f"@move:-{cols}"}
+
+
+def keyboard(mapping: dict[str, str], token: Any = "", grid: str = "") -> None:
+    """Bind keys (lower-case ``KeyboardEvent.key`` names; ``space`` for the space bar) to the elements with
+    those keys (buttons are clicked, inputs focused) or to grid actions (see ``_KEYS_JS``); ``grid`` is the
+    key prefix of the tiles the focus moves over (drawn with a visible outline).
 
     ``token`` changes the snippet each time (e.g. the face id) so it runs again after every answer.
     """
-    st.html(_KEYS_JS % (json.dumps(mapping), token), unsafe_allow_javascript=True)
+    bad = [k for k, v in mapping.items() if v.startswith("@") and not v.startswith(("@move:", "@toggle", "@tile:"))]
+    if bad:
+        raise ValueError(f"unknown key actions for {bad}; valid choices: an element key, @move:N, @toggle, "
+                         "@tile:PREFIX")
+    st.html(_KEYS_JS % (json.dumps(mapping), json.dumps(grid), grid or "-none-", token),
+            unsafe_allow_javascript=True)
 
 
 def sidebar_stats() -> None:

@@ -1,10 +1,11 @@
-"""People: a gallery per person (human and auto labels apart); rename, merge, move faces, remove labels."""
+"""People: a gallery per person (human and auto labels apart); rename, merge (after a confirmation), move
+faces, remove labels, delete a person nobody is labelled as."""
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from app_pages import common
+from app_pages import common, namebox
 from aspl.service import SCOPE_PEOPLE
 
 svc = common.service()
@@ -20,9 +21,33 @@ def _undo() -> None:
         common.flash("info", f"Undone: {svc.describe(act)}")
 
 
+def _merge(src: int, dst: int, text: str) -> None:
+    st.session_state.pop("_merge_ask", None)
+    common.guarded(svc.merge_people, src, dst, who, ok=text)
+
+
+def _cancel_merge() -> None:
+    st.session_state.pop("_merge_ask", None)
+
+
+def _delete(person_id: int) -> None:
+    name = common.guarded(svc.delete_person, person_id, who)
+    if name is not None:
+        st.session_state.pop("people_pick", None)
+        common.flash("success", f"Deleted {name} (Undo brings the person back)")
+
+
+def _move_all(name: str, faces: list[int], person_id: int) -> None:
+    for f in faces:
+        common.guarded(svc.move_face, f, name, who)
+        st.session_state.pop(f"psel_{person_id}_{f}", None)
+    common.flash("success", f"Moved {len(faces)} face(s) to {name}")
+
+
+keys = {"u": "people_undo"}
 last = svc.last_action(who, SCOPE_PEOPLE)
-st.button("Undo last change" + (f": {svc.describe(last)}" if last else ""), key="people_undo", on_click=_undo,
-          disabled=last is None)
+st.button("**U** · Undo last change" + (f": {svc.describe(last)}" if last else ""), key="people_undo",
+          on_click=_undo, disabled=last is None)
 
 people = svc.people()
 if not people:
@@ -47,8 +72,24 @@ with c2.form("merge"):
     into = st.selectbox("Merge into", others, index=None, format_func=lambda i: by_id[i]["name"],
                         placeholder="the same person under another name")
     if st.form_submit_button("Merge", disabled=not others) and into is not None:
-        common.guarded(svc.merge_people, pid, into, who, ok=f"Merged {person['name']} into {by_id[into]['name']}")
-        st.rerun()
+        st.session_state["_merge_ask"] = (pid, into)  # asked below before anything changes
+ask = st.session_state.get("_merge_ask")
+if ask and ask[0] == pid and ask[1] in by_id:
+    dst = by_id[ask[1]]
+    with st.container(border=True, key="merge_question"):
+        st.markdown(f"Merge **{person['name']}** ({person['human'] or 0} human, {person['auto'] or 0} auto labels) "
+                    f"into **{dst['name']}** ({dst['human'] or 0} human, {dst['auto'] or 0} auto)? Every face of "
+                    f"{person['name']} becomes {dst['name']}'s and the name {person['name']} then stands for "
+                    f"{dst['name']}. Undo splits them again.")
+        yes, no = st.columns(2)
+        yes.button(f"**Enter** · Merge into {dst['name']}", key="kb_merge_yes", type="primary", on_click=_merge,
+                   args=(pid, dst["id"], f"Merged {person['name']} into {dst['name']}"), width="stretch")
+        no.button("**Esc** · Cancel", key="kb_merge_no", on_click=_cancel_merge, width="stretch")
+    keys.update({"enter": "kb_merge_yes", "escape": "kb_merge_no"})
+empty = not (person["human"] or person["auto"])
+st.button(f"Delete {person['name']}", key="people_delete", on_click=_delete, args=(pid,), disabled=not empty,
+          help="Nobody is labelled as this person: delete it (Undo brings it back)." if empty else
+          f"Faces are labelled as {person['name']}: move or remove those labels first.")
 
 faces = svc.person_faces(pid, limit=240)
 human = [f for f in faces if f["source"] != "auto"]
@@ -78,11 +119,12 @@ with a.form("move"):
     to = st.selectbox("Move selected faces to", svc.person_names(), index=None, accept_new_options=True,
                       placeholder="a person (or a new name)")
     if st.form_submit_button("Move", disabled=not sel) and to:
-        for f in sel:
-            common.guarded(svc.move_face, f, to, who)
-            st.session_state.pop(f"psel_{pid}_{f}", None)
-        common.flash("success", f"Moved {len(sel)} face(s) to {to}")
-        st.rerun()
+        name, matches = namebox.check(to)
+        if matches:  # a new name that begins existing ones: asked below
+            namebox.ask_later("people_move", to, matches, sel, pid)
+        else:
+            _move_all(name, sel, pid)
+            st.rerun()
 with b:
     if st.button("Remove label from selected (not this person)", disabled=not sel, key="people_remove"):
         for f in sel:
@@ -91,6 +133,9 @@ with b:
         common.flash("success", f"Removed {len(sel)} label(s); these faces will not be suggested as "
                                 f"{person['name']} again")
         st.rerun()
+
+keys.update(namebox.pending("people_move", _move_all))
+common.keyboard(keys, f"{pid}:{ask}")
 
 with st.expander("Event log"):
     ev = svc.events(limit=200)

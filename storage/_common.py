@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ContextManager, Sequence
 import sqlite_utils
 
 LABEL_SOURCES = ("human", "seed", "auto")
-FACE_STATUSES = ("ok", "not_face")
+FACE_STATUSES = ("ok", "not_face", "stranger")
 
 
 def _now() -> str:

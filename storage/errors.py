@@ -19,3 +19,7 @@ class LabelConflictError(StorageError):
 
 class NameConflictError(StorageError):
     """Another person already has the name asked for."""
+
+
+class PersonInUseError(StorageError):
+    """A person cannot be deleted: faces are still labelled as it, or people are merged into it."""

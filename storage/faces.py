@@ -13,6 +13,8 @@ from PIL import Image
 from ._common import FACE_STATUSES, _Host, _now, equal_filters, where_sql
 from .errors import NotFoundError
 
+QUALITY_SETTING = "face_quality"
+
 
 def encode_path(path: str | os.PathLike | bytes) -> tuple[str, bytes | None]:
     """How a file path is stored: ``(text, raw)``. ``text`` is the path itself when it is valid UTF-8
@@ -112,12 +114,14 @@ class FacesMixin(_Host):
                                                "error_reason": reason,
                                                "imported_at": _now()})
             face_ids = []
+            min_px, min_prob = self.face_quality()
             for f in faces:
                 x1, y1, x2, y2 = (float(v) for v in f.box)
+                small = min(x2 - x1, y2 - y1) < min_px or float(f.prob) < min_prob
                 fid = self._insert("faces", {
                     "image_id": image_id, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
                     "landmarks": json.dumps(np.asarray(f.landmarks, float).round(2).tolist()),
-                    "prob": float(f.prob), "crop": encode_crop(f.crop)})
+                    "prob": float(f.prob), "crop": encode_crop(f.crop), "hidden": int(small)})
                 face_ids.append(fid)
                 for backbone, vec in f.embeddings.items():
                     self._put_embedding(fid, backbone, vec)
@@ -125,6 +129,33 @@ class FacesMixin(_Host):
                     pid = self.person_id(f.seed_person, create=True)
                     self.add_label(fid, pid, "seed", confidence=1.0, annotator=annotator)
             return image_id, face_ids
+
+    # --------------------------------------------------------------- quality
+    def face_quality(self) -> tuple[float, float]:
+        """``(min_px, min_prob)``: faces whose box's shorter side (photo pixels) or detection probability is
+        below these are *hidden* (kept, never queued, trained on or counted as remaining)."""
+        q = self.get_setting(QUALITY_SETTING) or {}
+        return float(q.get("min_px", 0.0)), float(q.get("min_prob", 0.0))
+
+    def set_face_quality(self, min_px: float, min_prob: float, actor: str | None = None) -> int:
+        """Store the quality thresholds and re-hide every face by them (one UPDATE); returns the number of
+        faces hidden now. ValueError names a bad threshold."""
+        if not (min_px >= 0 and np.isfinite(min_px)):
+            raise ValueError(f"min_px must be a number >= 0, got {min_px!r}")
+        if not 0.0 <= min_prob <= 1.0:
+            raise ValueError(f"min_prob must be in [0, 1], got {min_prob!r}")
+        with self.transaction():
+            self.set_setting(QUALITY_SETTING, {"min_px": float(min_px), "min_prob": float(min_prob)}, actor)
+            self.db.execute("UPDATE faces SET hidden = (MIN(x2 - x1, y2 - y1) < ? OR prob < ?) "
+                            "WHERE hidden != (MIN(x2 - x1, y2 - y1) < ? OR prob < ?)",
+                            [min_px, min_prob, min_px, min_prob])
+            return int(self._one("SELECT n FROM counts WHERE key = 'faces:hidden'") or 0)
+
+    def hidden_face_ids(self, limit: int = 1000) -> list[int]:
+        """Faces hidden by the quality thresholds (status ok), smallest first."""
+        return [r[0] for r in self.db.execute(
+            "SELECT id FROM faces WHERE status = 'ok' AND hidden = 1 ORDER BY MIN(x2 - x1, y2 - y1), id LIMIT ?",
+            [limit])]
 
     def images(self, status: str | None = None, path_prefix: str | os.PathLike | None = None,
                limit: int = 1000) -> list[dict]:
@@ -172,6 +203,10 @@ class FacesMixin(_Host):
             return [r[0] for r in self.db.execute("SELECT id FROM faces ORDER BY id").fetchall()]
         return [r[0] for r in self.db.execute("SELECT id FROM faces WHERE status = ? ORDER BY id", [status]).fetchall()]
 
+    def face_ids_out_of_loop(self) -> set[int]:
+        """Faces the learning loop leaves out: status other than ok (not a face, stranger) or hidden."""
+        return {r[0] for r in self.db.execute("SELECT id FROM faces WHERE status != 'ok' OR hidden = 1")}
+
     def has_faces(self) -> bool:
         """True once at least one face is stored."""
         return self._one("SELECT EXISTS (SELECT 1 FROM faces)") == 1
@@ -180,7 +215,7 @@ class FacesMixin(_Host):
         return [r[0] for r in self.db.execute("SELECT id FROM faces WHERE image_id = ? ORDER BY id", [image_id])]
 
     def set_face_status(self, face_id: int, status: str, actor: str | None = None) -> str:
-        """Set a face's status (``ok`` or ``not_face``); returns the previous one."""
+        """Set a face's status (``ok``, ``not_face`` or ``stranger``); returns the previous one."""
         if status not in FACE_STATUSES:
             raise ValueError(f"face status {status!r} is not one of {', '.join(FACE_STATUSES)}")
         with self.transaction():

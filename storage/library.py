@@ -140,7 +140,8 @@ class Library(FacesMixin, EmbeddingsMixin, PeopleMixin, WorkflowMixin, RoundsMix
 
     # ----------------------------------------------------------------- stats
     def counts(self) -> dict[str, int]:
-        """The trigger-kept counts (one small table read): ``faces:ok``, ``faces:not_face``,
+        """The trigger-kept counts (one small table read): ``faces:<status>``, ``faces:open`` (no live label,
+        not hidden), ``faces:hidden``,
         ``images:<status>``, ``labels:<source>`` (live labels)."""
         return {k: int(n) for k, n in self.db.execute("SELECT key, n FROM counts").fetchall()}
 
@@ -153,7 +154,9 @@ class Library(FacesMixin, EmbeddingsMixin, PeopleMixin, WorkflowMixin, RoundsMix
         return {
             "images": c["images:ok"] + c["images:no_face"],
             "images_without_faces": c["images:no_face"],
-            "faces": c["faces:ok"] + c["faces:not_face"],
+            "faces": c["faces:ok"] + c["faces:not_face"] + c["faces:stranger"],
+            "strangers": c["faces:stranger"],
+            "hidden_faces": c["faces:hidden"],
             "rejected_files": c["images:rejected"],
             "rejected_by_reason": rejected,
             "labels_by_source": {s: c[f"labels:{s}"] for s in LABEL_SOURCES},

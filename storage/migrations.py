@@ -411,3 +411,52 @@ def m011_face_label_flags(db: sqlite_utils.Database) -> None:
         db.execute(f"CREATE TRIGGER labels_face_flags_{name} AFTER {event} ON labels WHEN {when} BEGIN "
                    + " ".join(stmts) + " END")
     db.execute("CREATE INDEX faces_open ON faces(auto, id) WHERE status = 'ok' AND human = 0")
+
+
+OPEN_FACE = "({r}.status = 'ok' AND {r}.human = 0 AND {r}.auto = 0 AND {r}.hidden = 0)"
+HIDDEN_FACE = "({r}.status = 'ok' AND {r}.hidden = 1)"
+
+
+@migration
+def m012_strangers_and_quality(db: sqlite_utils.Database) -> None:
+    """Strangers and hidden faces.
+
+    * face status ``stranger`` ("a real face, but nobody we name"), next to ``ok`` and ``not_face``: the
+      CHECK constraint is widened in place (SQLite's documented ``writable_schema`` procedure for changes
+      that do not touch stored rows), so no copy of the faces table and its crops is made;
+    * ``faces.hidden``: 1 when a face is below the library's quality thresholds (size, detection
+      probability); hidden faces stay stored but are never queued, trained on or counted as remaining;
+    * trigger-kept counts ``faces:stranger``, ``faces:open`` (status ok, no live label of any kind, not
+      hidden: what "remaining" means) and ``faces:hidden``;
+    * the partial index of faces to ask leaves hidden faces out; actions by time (answers since a round).
+    """
+    conn = db.conn
+    version = conn.execute("PRAGMA schema_version").fetchone()[0]
+    old = "CHECK (status IN ('ok', 'not_face'))"
+    sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'faces'").fetchone()[0]
+    if old not in sql:
+        raise RuntimeError(f"faces table has an unexpected status constraint: {sql!r}")
+    conn.execute("PRAGMA writable_schema = ON")
+    try:
+        conn.execute("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'faces'",
+                     [sql.replace(old, "CHECK (status IN ('ok', 'not_face', 'stranger'))")])
+        conn.execute(f"PRAGMA schema_version = {int(version) + 1}")
+    finally:
+        conn.execute("PRAGMA writable_schema = OFF")
+    db.execute("ALTER TABLE faces ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0")
+    o, h = OPEN_FACE, HIDDEN_FACE
+    db.execute("INSERT INTO counts (key, n) VALUES ('faces:stranger', 0)")
+    db.execute(f"INSERT INTO counts (key, n) SELECT 'faces:open', COUNT(*) FROM faces f WHERE {o.format(r='f')}")
+    db.execute(f"INSERT INTO counts (key, n) SELECT 'faces:hidden', COUNT(*) FROM faces f WHERE {h.format(r='f')}")
+    for key, cond in (("open", o), ("hidden", h)):
+        new, old_ = cond.format(r="NEW"), cond.format(r="OLD")
+        db.execute(f"CREATE TRIGGER faces_{key}_insert AFTER INSERT ON faces WHEN {new} BEGIN "
+                   f"UPDATE counts SET n = n + 1 WHERE key = 'faces:{key}'; END")
+        db.execute(f"CREATE TRIGGER faces_{key}_delete AFTER DELETE ON faces WHEN {old_} BEGIN "
+                   f"UPDATE counts SET n = n - 1 WHERE key = 'faces:{key}'; END")
+        db.execute(f"CREATE TRIGGER faces_{key}_update AFTER UPDATE OF status, human, auto, hidden ON faces "
+                   f"WHEN {new} != {old_} BEGIN "
+                   f"UPDATE counts SET n = n + {new} - {old_} WHERE key = 'faces:{key}'; END")
+    db.execute("DROP INDEX faces_open")
+    db.execute("CREATE INDEX faces_open ON faces(auto, id) WHERE status = 'ok' AND human = 0 AND hidden = 0")
+    db.execute("CREATE INDEX actions_created ON actions(created_at)")

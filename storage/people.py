@@ -5,7 +5,7 @@ import sqlite3
 from typing import Any, Sequence
 
 from ._common import LABEL_SOURCES, _Host, _now
-from .errors import LabelConflictError, NameConflictError, NotFoundError
+from .errors import LabelConflictError, NameConflictError, NotFoundError, PersonInUseError
 
 
 class PeopleMixin(_Host):
@@ -113,6 +113,45 @@ class PeopleMixin(_Host):
             self.db.execute("UPDATE people SET merged_into = ? WHERE id = ?", [target, person_id])
             self.log_event("person_merged" if target is not None else "person_unmerged", actor,
                            person_id=person_id, into=target)
+
+    def delete_person(self, person_id: int, actor: str | None = None) -> dict[str, Any]:
+        """Delete a person no face is labelled as: it leaves every list of people and its name is free again,
+        while the rows that still name it (revoked labels, rejections, reviews) keep their ids for the undo
+        history. Stored as a person merged into itself, renamed ``<name> (deleted #<id>)``. Returns
+        ``{"person_id", "name"}`` for :meth:`restore_person`; :class:`PersonInUseError` when live labels name
+        it or it is part of a merge."""
+        with self.transaction():
+            person = self.person(person_id)
+            who = f"person {person_id} ({person['name']!r})"
+            live = self._one("SELECT COUNT(*) FROM labels WHERE person_id = ? AND revoked = 0", [person_id])
+            if live:
+                raise PersonInUseError(f"{who} still names {live} face(s); move or remove those labels first")
+            merged = [r[0] for r in self.db.execute(
+                "SELECT name FROM people WHERE merged_into = ? AND id != ?", [person_id, person_id])]
+            if merged or person["merged_into"] is not None:
+                raise PersonInUseError(f"{who} is part of a merge ({', '.join(merged) or 'merged into another'}"
+                                       "); undo the merge first")
+            self.db.execute("UPDATE people SET merged_into = id, name = ? WHERE id = ?",
+                            [f"{person['name']} (deleted #{person_id})", person_id])
+            self.log_event("person_deleted", actor, person_id=person_id, name=person["name"])
+            return {"person_id": person_id, "name": person["name"]}
+
+    def person_deleted(self, person_id: int) -> bool:
+        """Whether ``person_id`` was deleted (:meth:`delete_person`)."""
+        return self._one("SELECT merged_into FROM people WHERE id = ?", [person_id]) == person_id
+
+    def restore_person(self, deleted: dict[str, Any], actor: str | None = None) -> None:
+        """Bring back a person removed by :meth:`delete_person` (its return value), under its name."""
+        pid, name = int(deleted["person_id"]), deleted["name"]
+        with self.transaction():
+            if not self.person_deleted(pid):
+                raise NotFoundError(f"person {pid} ({name!r}) is not deleted")
+            other = self._one("SELECT id FROM people WHERE name = ?", [name])
+            if other is not None:
+                raise NameConflictError(f"cannot bring back person {pid}: person {other} is called {name!r} "
+                                        "now; rename or merge it first")
+            self.db.execute("UPDATE people SET merged_into = NULL, name = ? WHERE id = ?", [name, pid])
+            self.log_event("person_restored", actor, person_id=pid, name=name)
 
     # ---------------------------------------------------------------- labels
     def add_label(self, face_id: int, person_id: int, source: str, confidence: float | None = None,

@@ -66,6 +66,13 @@ class RoundsMixin(_Host):
             r[k] = json.loads(r[k])
         return r
 
+    def last_round_brief(self) -> dict | None:
+        """``{id, started_at, queries}`` of the latest finished round without decoding its lists (cheap on
+        every key press at any library size), or None."""
+        row = self.db.execute("SELECT id, started_at, json_extract(metrics, '$.queries') FROM rounds "
+                              "WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else {"id": row[0], "started_at": row[1], "queries": int(row[2] or 0)}
+
     def round_count(self) -> int:
         """Finished rounds."""
         return int(self._one("SELECT COUNT(*) FROM rounds WHERE finished_at IS NOT NULL") or 0)

@@ -19,13 +19,15 @@ class WorkflowMixin(_Host):
         annotators, in one process or several, never get the same face). Returns None when none is left.
 
         Order: the annotator's own live lease (a reload shows the same face); the round's queue by rank;
-        faces without any label, then auto-labelled ones, by id; last, faces this annotator skipped in
-        round ``round_id``. Never: faces with a human/seed label, faces marked not a face, faces leased by
-        someone else. The annotator's other leases are released (one face at a time).
+        faces without any label by id; last, faces this annotator skipped in round ``round_id``, the one
+        skipped longest ago first (so skipping again moves on). Never: faces with a human/seed label,
+        strangers, faces marked not a face, hidden faces (below the quality thresholds), faces leased by
+        someone else, and auto-labelled faces the round did not queue. The annotator's other leases are
+        released (one face at a time).
         """
         now = time.time() if now is None else now
         p = {"a": annotator, "r": round_id}
-        open_ = ("f.status = 'ok' AND f.human = 0 AND NOT EXISTS (SELECT 1 FROM leases o "
+        open_ = ("f.status = 'ok' AND f.human = 0 AND f.hidden = 0 AND NOT EXISTS (SELECT 1 FROM leases o "
                  "WHERE o.face_id = f.id AND o.annotator != :a)")  # human: trigger-kept (m011)
         fresh = "NOT EXISTS (SELECT 1 FROM skips s WHERE s.face_id = f.id AND s.annotator = :a AND s.round IS :r)"
         unqueued = "NOT EXISTS (SELECT 1 FROM queue q WHERE q.face_id = f.id)"
@@ -36,10 +38,9 @@ class WorkflowMixin(_Host):
             f"ORDER BY q.rank LIMIT 1",
             f"SELECT f.id FROM faces f INDEXED BY faces_open WHERE {open_} AND f.auto = 0 AND {fresh} AND {unqueued} "
             f"ORDER BY f.auto, f.id LIMIT 1",
-            f"SELECT f.id FROM faces f INDEXED BY faces_open WHERE {open_} AND f.auto > 0 AND {fresh} AND {unqueued} "
-            f"ORDER BY f.auto, f.id LIMIT 1",
             f"SELECT f.id FROM skips s CROSS JOIN faces f ON f.id = s.face_id WHERE s.annotator = :a AND s.round IS :r "
-            f"AND {open_} ORDER BY f.id LIMIT 1",
+            f"AND {open_} AND (f.auto = 0 OR EXISTS (SELECT 1 FROM queue q WHERE q.face_id = f.id)) "
+            f"ORDER BY s.created_at, f.id LIMIT 1",
         )
         with self.transaction():
             self.db.execute("DELETE FROM leases WHERE expires_at <= ?", [now])
@@ -91,6 +92,11 @@ class WorkflowMixin(_Host):
             self.db.table("queue").insert_all(
                 ({"face_id": int(f), "rank": i, "round": round_id} for i, f in enumerate(face_ids)), ignore=True)
 
+    def open_queue_count(self) -> int:
+        """Questions of the round's queue still open: status ok, no human label, not hidden."""
+        return int(self._one("SELECT COUNT(*) FROM queue q JOIN faces f ON f.id = q.face_id "
+                             "WHERE f.status = 'ok' AND f.human = 0 AND f.hidden = 0") or 0)
+
     def queue(self) -> list[int]:
         return [r[0] for r in self.db.execute("SELECT face_id FROM queue ORDER BY rank")]
 
@@ -119,6 +125,11 @@ class WorkflowMixin(_Host):
             return self._insert("actions", {"actor": actor, "scope": scope, "kind": kind,
                                             "payload": json.dumps(payload, default=int, sort_keys=True),
                                             "created_at": _now()})
+
+    def count_actions_since(self, since: str | None) -> int:
+        """Live (not undone) actions recorded after the ISO time ``since`` (None: all of them)."""
+        return int(self._one("SELECT COUNT(*) FROM actions WHERE created_at > ? AND undone_at IS NULL",
+                             [since or ""]) or 0)
 
     def actions(self, actor: str | None = None, scope: str | None = None, live: bool = True,
                 limit: int = 50) -> list[dict]:

@@ -5,6 +5,7 @@ import re
 import pytest
 
 from apphelpers import app_test, build_synthetic, texts
+from keyhelpers import allow_typed_names, key_map
 
 
 @pytest.fixture
@@ -117,3 +118,126 @@ def test_explain_draws_a_linearscope_heatmap(tmp_path, monkeypatch):
     assert not at.exception
     captions = [img.proto.imgs[0].caption for img in at.image]
     assert any(c.startswith("red supports") for c in captions), captions
+
+
+# ------------------------------------------------------------------ keyboard and the name box
+def test_keyboard_snippet_survives_the_html_sanitizer_and_checks_actions():
+    from app_pages.common import _KEYS_JS, keyboard
+
+    script = _KEYS_JS.split("<script>")[1].split("</script>")[0]
+    assert not re.search(r"<[/\w]", script)  # Streamlit's DOMPurify drops a script with "<" before a letter
+    with pytest.raises(ValueError, match=r"unknown key actions for \['x'\]; valid choices: an element key"):
+        keyboard({"x": "@fly"})
+
+
+def test_name_box_takes_an_existing_person_under_another_case(at, monkeypatch):
+    allow_typed_names(monkeypatch)
+    svc = service(at)
+    f = shown(at)
+    at.selectbox(key="kb_new").set_value("  grace HOPPER").run()
+    assert not at.exception and shown(at) != f
+    assert svc.library.face_persons([f]) == {f: svc.library.person_id("Grace Hopper")}
+    assert len(svc.people()) == 4 and f"Face #{f}: Grace Hopper" in texts(at)
+
+
+def test_name_box_asks_before_creating_a_name_that_begins_an_existing_one(at, monkeypatch):
+    allow_typed_names(monkeypatch)
+    svc = service(at)
+    f = shown(at)
+    at.selectbox(key="kb_new").set_value("grace").run()
+    assert not at.exception and shown(at) == f and f not in svc.library.labelled_face_ids()
+    assert "**grace** is nobody yet, but it begins **Grace Hopper**" in texts(at)
+    keys, _ = key_map(at)
+    assert (keys["enter"], keys["c"], keys["escape"]) == ("kb_nameq_0", "kb_nameq_new", "kb_nameq_cancel")
+    assert keys["1"] == "kb_1" and keys["n"] == "kb_new"  # the face's own keys still work
+    at.button(key="kb_nameq_cancel").click().run()  # Esc: nothing is labelled
+    assert shown(at) == f and "is nobody yet" not in texts(at) and "enter" not in key_map(at)[0]
+    at.selectbox(key="kb_new").set_value("grace").run()
+    at.button(key="kb_nameq_0").click().run()  # Enter: the existing person
+    assert svc.library.face_persons([f]) == {f: svc.library.person_id("Grace Hopper")}
+    g = shown(at)
+    assert g != f
+    at.selectbox(key="kb_new").set_value("grace").run()
+    at.button(key="kb_nameq_new").click().run()  # C: a new person after all
+    assert not at.exception
+    assert svc.library.face_persons([g]) == {g: svc.library.person_id("grace")}
+    assert svc.library.person_id("grace") != svc.library.person_id("Grace Hopper")
+
+
+def test_a_new_name_like_no_other_creates_the_person_at_once(at, monkeypatch):
+    allow_typed_names(monkeypatch)
+    svc = service(at)
+    f = shown(at)
+    at.selectbox(key="kb_new").set_value("Zora Neale Hurston").run()
+    assert shown(at) != f
+    assert svc.library.face_persons([f]) == {f: svc.library.person_id("Zora Neale Hurston")}
+
+
+def test_batch_keys_move_tick_and_accept(at):
+    service(at).run_round("admin")
+    at.segmented_control(key="ann_mode").set_value("Batch").run()
+    keys, grid = key_map(at)
+    assert grid == "bface_"
+    assert {k: keys[k] for k in ("a", "u", "space", "j", "k", "arrowright", "arrowleft", "arrowdown", "arrowup")} == {
+        "a": "batch_accept", "u": "batch_undo", "space": "@toggle", "j": "@move:1", "k": "@move:-1",
+        "arrowright": "@move:1", "arrowleft": "@move:-1", "arrowdown": "@move:6", "arrowup": "@move:-6"}
+    assert "n" not in keys  # a person's group has no name box
+    boxes = [c for c in at.checkbox if c.key and c.key.startswith("bsel_")]
+    boxes[0].uncheck().run()  # A still accepts right after unticking (the key map is unchanged)
+    assert key_map(at)[0]["a"] == "batch_accept" and not at.button(key="batch_accept").disabled
+
+
+def test_batch_keeps_the_chosen_group_until_it_is_accepted(at):
+    svc = service(at)
+    svc.run_round("admin")
+    at.segmented_control(key="ann_mode").set_value("Batch").run()
+    second = svc.batch_groups("alice")[1]
+    at.selectbox(key="batch_group").set_value(second.key).run()
+    boxes = [c for c in at.checkbox if c.key and c.key.startswith("bsel_")]
+    assert all(c.key.startswith(f"bsel_{second.key}_") for c in boxes)
+    boxes[-1].uncheck().run()
+    assert at.selectbox(key="batch_group").value == second.key  # no jump to another group
+    at.button(key="batch_accept").click().run()
+    assert not at.exception
+    assert at.selectbox(key="batch_group").value != second.key  # accepted: the first group left
+
+
+def test_batch_name_box_asks_before_creating_and_names_the_group(at, monkeypatch):
+    allow_typed_names(monkeypatch)
+    svc = service(at)
+    at.segmented_control(key="ann_mode").set_value("Batch").run()
+    key = at.selectbox(key="batch_group").value
+    assert key.startswith("cluster-")
+    box = f"kb_bname_{key}"
+    assert key_map(at)[0]["n"] == box
+    faces = [int(c.key.rsplit("_", 1)[1]) for c in at.checkbox if c.key and c.key.startswith("bsel_")]
+    name = at.truth[faces[0]]
+    typed = name.split()[0].lower()
+    at.selectbox(key=box).set_value(typed).run()
+    assert not at.exception and at.button(key="batch_accept").disabled  # nobody is chosen yet
+    assert f"**{typed}** is nobody yet, but it begins **{name}**" in texts(at)
+    assert key_map(at)[0]["enter"] == "kb_nameq_0"
+    at.button(key="kb_nameq_0").click().run()
+    assert at.selectbox(key=box).value == name and "is nobody yet" not in texts(at)
+    assert at.button(key="batch_accept").label.endswith(f"as {name}")
+    at.button(key="batch_accept").click().run()
+    assert not at.exception and f"Labelled {len(faces)} face(s) as {name}." in texts(at)
+    named = svc.library.label_rows(("human",), person_id=svc.library.person_id(name))
+    assert set(faces) <= {r["face_id"] for r in named}
+    assert len(svc.people()) == 4
+
+
+def test_batch_name_question_can_create_the_new_person_or_cancel(at, monkeypatch):
+    allow_typed_names(monkeypatch)
+    svc = service(at)
+    at.segmented_control(key="ann_mode").set_value("Batch").run()
+    key = at.selectbox(key="batch_group").value
+    box = f"kb_bname_{key}"
+    at.selectbox(key=box).set_value("ada").run()
+    at.button(key="kb_nameq_cancel").click().run()  # Esc: the box is emptied
+    assert at.selectbox(key=box).value is None and "is nobody yet" not in texts(at)
+    at.selectbox(key=box).set_value("ada").run()
+    at.button(key="kb_nameq_new").click().run()  # C: "ada" is a new person
+    assert at.button(key="batch_accept").label.endswith("as ada") and not at.button(key="batch_accept").disabled
+    at.button(key="batch_accept").click().run()
+    assert not at.exception and svc.library.person_id("ada") != svc.library.person_id("Ada Lovelace")

@@ -126,6 +126,7 @@ def test_all_labelled_gives_none():
 
 def test_a_round_keeps_a_held_face_and_reranks_the_rest(svc_truth):
     svc, _ = svc_truth
+    svc.set_loop_settings({"auto_trust": 1.0})  # every auto-label may be asked: the queue holds them all
     held = svc.next_face("alice")
     other = svc.next_face("bob")
     svc.run_round("admin")
@@ -183,3 +184,16 @@ def test_a_round_never_hands_a_face_being_looked_at_to_someone_else():
         seen_by_bob.add(f)
     assert held not in seen_by_bob  # ... yet alice keeps it until she answers
     svc.confirm(held, lib.person_id(truth[held]), "alice")
+
+
+def test_undo_of_a_new_person_answer_removes_the_person_it_created(svc_truth):
+    svc, _ = svc_truth
+    f = svc.next_face("alice")
+    svc.new_person(f, "Brand New", "alice")
+    assert "Brand New" in svc.person_names()
+    svc.undo("alice")
+    assert "Brand New" not in svc.person_names()
+    g = svc.next_face("alice")
+    svc.new_person(g, "Ada Lovelace", "alice")  # an existing person stays after an undo
+    svc.undo("alice")
+    assert "Ada Lovelace" in svc.person_names()

@@ -37,3 +37,24 @@ def test_faces_leased_by_someone_else_are_left_out():
     busy = svc.next_face("bob")
     for g in svc.batch_groups("alice"):
         assert busy not in g.face_ids
+
+
+def test_undo_of_a_batch_that_created_a_person_removes_it():
+    svc, _ = synthetic_service(None, n_people=3, per_person=6)
+    g = svc.batch_groups("alice")[0]
+    svc.accept_batch(g.face_ids, "Brand New", "alice")
+    new = svc.library.person_id("Brand New")
+    svc.undo("alice")
+    assert "Brand New" not in svc.person_names() and svc.library.person_deleted(new)
+    assert not set(g.face_ids) & svc.library.labelled_face_ids()
+    svc.accept_batch(g.face_ids[:1], "brand new", "alice")  # the name can be used again
+    assert svc.person_names() == ["brand new"]
+
+
+def test_cluster_titles_are_unique_and_name_the_centre_face():
+    svc, _ = synthetic_service(None, n_people=3, per_person=6)
+    groups = svc.batch_groups("alice")
+    assert len(groups) >= 2
+    assert len({g.title for g in groups}) == len(groups)
+    for g in groups:
+        assert g.title == f"Unnamed group #{g.face_ids[0]}: {len(g.face_ids)} similar faces"

@@ -3,6 +3,7 @@ import pytest
 
 from apphelpers import synthetic_service
 from aspl.engine import wilson_interval
+from aspl.service import ServiceError
 from storage import NotFoundError
 
 
@@ -83,3 +84,30 @@ def test_wrong_human_label_gets_flagged_and_confirm_clears_it():
     # correcting it (People page) clears the flag for good
     svc.move_face(wrong, truth[wrong], "alice")
     assert svc.flagged_labels() == []
+
+
+def test_accept_all_shown_is_one_action(svc_truth):
+    svc, _ = svc_truth
+    items = svc.review_sample("alice")
+    a = items[0]
+    svc.reject_auto(a.face_id, a.person_id, "bob", a.sample)  # gone by the time alice accepts all
+    shown = [(i.face_id, i.person_id, i.sample) for i in items]
+    assert svc.accept_all_auto(shown, "alice") == len(items) - 1
+    human = {r["face_id"] for r in svc.library.label_rows(("human",), annotator="alice")}
+    assert human == {i.face_id for i in items[1:]}
+    assert svc.precision("random").n + svc.precision("low").n == len(items)
+    assert svc.describe(svc.last_action("alice", "review")) == f"accepted {len(items) - 1} auto-labels"
+    svc.undo("alice", "review")
+    assert not svc.library.label_rows(("human",), annotator="alice")
+    assert svc.precision("random").n + svc.precision("low").n == 1  # only bob's rejection is left
+    assert {r["face_id"] for r in svc.library.label_rows(("auto",))} >= {i.face_id for i in items[1:]}
+
+
+def test_accept_all_refuses_stale_items_and_bad_samples(svc_truth):
+    svc, _ = svc_truth
+    a = svc.review_sample("alice")[0]
+    svc.accept_auto(a.face_id, a.person_id, "bob", a.sample)
+    with pytest.raises(ServiceError, match="none of the 1 auto-labels shown is still live"):
+        svc.accept_all_auto([(a.face_id, a.person_id, a.sample)], "alice")
+    with pytest.raises(ValueError, match="unknown review sample 'odd'; valid choices: random, low"):
+        svc.accept_all_auto([(a.face_id, a.person_id, "odd")], "alice")

@@ -10,6 +10,10 @@ def _exact(lib) -> dict[str, int]:
     return {
         "faces:ok": q("SELECT COUNT(*) FROM faces WHERE status = 'ok'"),
         "faces:not_face": q("SELECT COUNT(*) FROM faces WHERE status = 'not_face'"),
+        "faces:stranger": q("SELECT COUNT(*) FROM faces WHERE status = 'stranger'"),
+        "faces:hidden": q("SELECT COUNT(*) FROM faces WHERE status = 'ok' AND hidden = 1"),
+        "faces:open": q("SELECT COUNT(*) FROM faces f WHERE status = 'ok' AND hidden = 0 AND NOT EXISTS "
+                        "(SELECT 1 FROM labels l WHERE l.face_id = f.id AND l.revoked = 0)"),
         "images:ok": q("SELECT COUNT(*) FROM images WHERE status = 'ok'"),
         "images:no_face": q("SELECT COUNT(*) FROM images WHERE status = 'no_face'"),
         "images:rejected": q("SELECT COUNT(*) FROM images WHERE status = 'rejected'"),
@@ -19,9 +23,10 @@ def _exact(lib) -> dict[str, int]:
 
 
 def _remaining(lib) -> int:
+    """Faces with no live label of any kind that are not strangers, not-a-face or hidden."""
     return int(lib.db.execute(
-        "SELECT COUNT(*) FROM faces f WHERE status = 'ok' AND NOT EXISTS (SELECT 1 FROM labels l "
-        "WHERE l.face_id = f.id AND l.revoked = 0 AND l.source IN ('human', 'seed'))").fetchone()[0])
+        "SELECT COUNT(*) FROM faces f WHERE status = 'ok' AND hidden = 0 AND NOT EXISTS (SELECT 1 FROM labels l "
+        "WHERE l.face_id = f.id AND l.revoked = 0)").fetchone()[0])
 
 
 def test_counts_follow_labels_statuses_rounds_and_undo():
@@ -53,8 +58,21 @@ def test_counts_follow_labels_statuses_rounds_and_undo():
     check()
     svc.undo("alice")
     check()
-    h = svc.next_face("bob")
-    svc.new_person(h, "Someone New", "bob")
+    h = lib.db.execute("SELECT id FROM faces WHERE auto = 1 ORDER BY id LIMIT 1").fetchone()[0]
+    svc.new_person(h, "Someone New", "bob")  # a human label over an auto-label
+    check()
+    s = lib.db.execute("SELECT id FROM faces WHERE auto = 1 ORDER BY id LIMIT 1").fetchone()[0]
+    svc.stranger(s, "bob")
+    check()
+    assert lib.face(s)["status"] == "stranger"
+    svc.undo("bob")
+    check()
+    assert lib.face(s)["status"] == "ok" and lib.face(s)["auto"] == 1
+    svc.stranger(s, "bob")
+    hidden = lib.set_face_quality(min_px=1e9, min_prob=0.0)  # every face hidden
+    check()
+    assert hidden == lib.counts()["faces:ok"] and svc.remaining() == 0
+    lib.set_face_quality(0.0, 0.0)
     check()
     p, q = [x["id"] for x in svc.people()[:2]]
     svc.merge_people(p, q, "carol")
@@ -65,4 +83,4 @@ def test_counts_follow_labels_statuses_rounds_and_undo():
     check()
     n_auto_rows = lib.db.execute("SELECT COUNT(*) FROM labels WHERE source = 'auto'").fetchone()[0]
     assert n_auto_rows == lib.counts()["labels:auto"]
-    assert checks == 9
+    assert checks == 13

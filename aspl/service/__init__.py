@@ -6,6 +6,7 @@ One module per responsibility, composed into :class:`Service`:
 =============  ================================================================
 ``core``       construction, connections for jobs, models, caches, settings
 ``rounds``     a round: embeddings + labels -> ``ActiveLoop.step`` -> storage
+``autoround``  the loop runs itself: a background round after enough answers
 ``tuning``     fine-tuning a trainable backbone after every F-th round
 ``annotate``   next face under a lease, suggestions, confirm / new / not a face / skip
 ``batch``      a person's auto-labels or a cluster of unclear faces in one action
@@ -21,6 +22,7 @@ One module per responsibility, composed into :class:`Service`:
 from __future__ import annotations
 
 from .annotate import AnnotateMixin
+from .autoround import AUTO_ACTOR, AutoRoundMixin
 from .auth import MIN_PASSWORD_LENGTH, ROLES, AuthError, AuthMixin, ThrottledError
 from .batch import BatchMixin
 from .core import ServiceCore, library_backbone
@@ -37,13 +39,13 @@ from .undo import UNDO, UndoMixin
 from .views import BatchGroup, ExportResult, FaceView, ReviewItem, Suggestion
 
 
-class Service(AnnotateMixin, BatchMixin, ReviewMixin, PeopleMixin, UndoMixin, RoundsMixin, TuningMixin,
+class Service(AnnotateMixin, AutoRoundMixin, BatchMixin, ReviewMixin, PeopleMixin, UndoMixin, RoundsMixin, TuningMixin,
               ImportsMixin, ExportMixin, AuthMixin, ImagesMixin, ServiceCore):
     """The facade the pages use: ``Service(Library(path))``; long work runs as jobs in ``service.jobs``."""
 
 
 __all__ = [
-    "Service", "ServiceError", "AuthError", "ThrottledError", "ROLES", "NothingToUndoError", "FaceClosedError", "LoopSettings", "library_backbone",
+    "Service", "AUTO_ACTOR", "ServiceError", "AuthError", "ThrottledError", "ROLES", "NothingToUndoError", "FaceClosedError", "LoopSettings", "library_backbone",
     "SCOPE_ANNOTATE", "SCOPE_REVIEW", "SCOPE_PEOPLE", "SCOPES", "REVIEW_SAMPLES", "MIN_PASSWORD_LENGTH", "UNDO",
     "Suggestion", "FaceView", "BatchGroup", "ReviewItem", "ExportResult",
 ]

@@ -38,17 +38,28 @@ def label_face(lib: Library, face_id: int, person_id: int, annotator: str,
             "removed_rejection": removed_rej}
 
 
-def mark_not_face(lib: Library, face_id: int, actor: str) -> dict[str, Any]:
-    """Set the face's status to ``not_face`` and revoke its live labels; returns the undo payload."""
-    prev = lib.set_face_status(face_id, "not_face", actor)
+MARKS = ("not_face", "stranger")  # face statuses an annotator can set (both undoable)
+
+
+def mark_face(lib: Library, face_id: int, status: str, actor: str) -> dict[str, Any]:
+    """Set the face's status to ``status`` (one of :data:`MARKS`) and revoke its live labels; returns the
+    undo payload."""
+    if status not in MARKS:
+        raise ValueError(f"unknown mark {status!r}; valid choices: {', '.join(MARKS)}")
+    prev = lib.set_face_status(face_id, status, actor)
     revoked = [r["id"] for r in lib.label_rows(face_id=face_id)]
     for lid in revoked:
         lib.revoke_label(lid, actor)
-    return {"face_id": face_id, "previous": prev, "revoked": revoked}
+    return {"face_id": face_id, "previous": prev, "revoked": revoked, "status": status}
+
+
+def mark_not_face(lib: Library, face_id: int, actor: str) -> dict[str, Any]:
+    """:func:`mark_face` with ``not_face``."""
+    return mark_face(lib, face_id, "not_face", actor)
 
 
 def unmark_not_face(lib: Library, p: dict, actor: str) -> None:
-    """Undo :func:`mark_not_face` from its payload."""
+    """Undo :func:`mark_face` (any mark) from its payload."""
     lib.set_face_status(p["face_id"], p["previous"], actor)
     restore_labels(lib, p.get("revoked", []), actor)
 
@@ -68,7 +79,12 @@ def _undo_not_face(svc: Any, lib: Library, p: dict, annotator: str) -> None:
     unmark_not_face(lib, p, annotator)
 
 
-@undoable("conflict", lambda p: f"sent face {p['face_id']} to review as not a face")
+@undoable("stranger", lambda p: f"marked face {p['face_id']} as a stranger")
+def _undo_stranger(svc: Any, lib: Library, p: dict, annotator: str) -> None:
+    unmark_not_face(lib, p, annotator)
+
+
+@undoable("conflict", lambda p: f"sent face {p['face_id']} to review as {p.get('kind', 'not_face').replace('_', ' ')}")
 def _undo_conflict(svc: Any, lib: Library, p: dict, annotator: str) -> None:
     if lib.conflict(p["conflict"])["resolved_at"] is not None:
         raise ServiceError(f"a reviewer already decided the conflict on face {p['face_id']}")
@@ -107,9 +123,9 @@ class AnnotateMixin:
             return lib.take_next_face(annotator, self.loop_settings().lease_seconds, lib.last_round_id())
 
     def remaining(self) -> int:
-        """Faces without a human label that are not marked 'not a face'."""
-        c = self.library.counts()  # trigger-kept: live human/seed labels are only ever on 'ok' faces
-        return c["faces:ok"] - c["labels:human"] - c["labels:seed"]
+        """Faces still without an answer: no live label of any kind (human, seed or auto), not a stranger,
+        not marked not a face, not hidden by the quality thresholds. 0 means the library is done."""
+        return self.library.counts()["faces:open"]  # trigger-kept (m012)
 
     def face_view(self, face_id: int) -> FaceView:
         """What the Annotate page shows about ``face_id``: box, status, live labels, queue rank."""
@@ -169,10 +185,16 @@ class AnnotateMixin:
 
     def confirm(self, face_id: int, person_id: int, annotator: str, scope: str = SCOPE_ANNOTATE) -> int:
         """Label ``face_id`` as ``person_id`` (a human label); returns the label id."""
+        lid = self._confirm(face_id, person_id, annotator, scope)
+        self.after_answer(annotator)
+        return lid
+
+    def _confirm(self, face_id: int, person_id: int, annotator: str, scope: str,
+                 extra: dict[str, Any] | None = None) -> int:
         annotator = self._check_annotator(annotator)
         with self._lock, self.library.transaction():
             lib = self.library
-            payload = label_face(lib, face_id, lib.resolve_person(person_id), annotator)
+            payload = {**label_face(lib, face_id, lib.resolve_person(person_id), annotator), **(extra or {})}
             lib.release_leases(annotator, [face_id])
             payload["name"] = lib.person_name(payload["person_id"])
             lib.add_action(annotator, scope, "label", payload)
@@ -182,8 +204,14 @@ class AnnotateMixin:
         """Label a face with a person's name, creating the person if new; returns the label id."""
         annotator = self._check_annotator(annotator)
         with self._lock, self.library.transaction():
-            pid = self.library.person_id(name, create=True, actor=annotator)
-            return self.confirm(face_id, pid, annotator, scope)
+            lib = self.library
+            try:
+                pid, created = lib.person_id(name), False
+            except NotFoundError:
+                pid, created = lib.person_id(name, create=True, actor=annotator), True
+            lid = self._confirm(face_id, pid, annotator, scope, {"created_person": pid if created else None})
+        self.after_answer(annotator)
+        return lid
 
     def not_face(self, face_id: int, annotator: str) -> bool:
         """Mark a detection as not a face (its labels revoked; never shown or auto-labelled again).
@@ -192,6 +220,18 @@ class AnnotateMixin:
         page for a reviewer to decide (see :meth:`resolve_conflict`). Returns True if the face was marked,
         False if a conflict was raised instead.
         """
+        return self._mark(face_id, annotator, "not_face")
+
+    def stranger(self, face_id: int, annotator: str) -> bool:
+        """Mark a real face as a stranger: somebody nobody needs named (a bystander, a face in a crowd).
+
+        Strangers leave the queue, the training set and "remaining"; unlike :meth:`not_face` they stay
+        faces (exports list them). Another annotator's label raises a conflict, as with :meth:`not_face`.
+        Returns True if the face was marked, False if a conflict was raised instead.
+        """
+        return self._mark(face_id, annotator, "stranger")
+
+    def _mark(self, face_id: int, annotator: str, status: str) -> bool:
         annotator = self._check_annotator(annotator)
         with self._lock, self.library.transaction():
             lib = self.library
@@ -199,12 +239,15 @@ class AnnotateMixin:
                       if r["source"] == "human" and r["annotator"] != annotator]
             lib.release_leases(annotator, [face_id])
             if theirs:
-                cid = lib.add_conflict(face_id, "not_face", theirs[0]["id"], annotator)
+                cid = lib.add_conflict(face_id, status, theirs[0]["id"], annotator)
                 lib.add_action(annotator, SCOPE_ANNOTATE, "conflict", {"face_id": face_id, "conflict": cid,
-                                                                        "label_id": theirs[0]["id"]})
-                return False
-            lib.add_action(annotator, SCOPE_ANNOTATE, "not_face", mark_not_face(lib, face_id, annotator))
-            return True
+                                                                        "label_id": theirs[0]["id"], "kind": status})
+                marked = False
+            else:
+                lib.add_action(annotator, SCOPE_ANNOTATE, status, mark_face(lib, face_id, status, annotator))
+                marked = True
+        self.after_answer(annotator)
+        return marked
 
     def skip(self, face_id: int, annotator: str) -> None:
         """Put a face aside for this annotator until the next round (others still get it)."""

@@ -9,7 +9,9 @@ import numpy as np
 from storage import Library
 
 from .annotate import label_face, undo_label
+from .autoround import answer
 from .errors import ServiceError
+from .people import person_for
 from .settings import SCOPE_ANNOTATE
 from .undo import restore_auto, undoable
 from .views import BatchGroup
@@ -17,7 +19,8 @@ from .views import BatchGroup
 
 def similarity_groups(ids: np.ndarray, X: np.ndarray, sim_min: float, size: int,
                       max_clusters: int) -> list[BatchGroup]:
-    """Greedy groups of faces whose cosine similarity to a centre face is ``>= sim_min`` (largest first)."""
+    """Greedy groups of faces whose cosine similarity to a centre face is ``>= sim_min`` (largest first),
+    titled by their centre face's id (unique, and stable while the group stays the same)."""
     groups: list[BatchGroup] = []
     if len(ids) < 2:
         return groups
@@ -35,7 +38,7 @@ def similarity_groups(ids: np.ndarray, X: np.ndarray, sim_min: float, size: int,
         alive[members] = False
         faces = [int(ids[m]) for m in members]
         groups.append(BatchGroup(f"cluster-{faces[0]}", "cluster",
-                                 f"Unnamed group {len(groups) + 1}: {len(faces)} similar faces", faces, None,
+                                 f"Unnamed group #{faces[0]}: {len(faces)} similar faces", faces, None,
                                  {int(ids[m]): float(S[c, m]) for m in members}))
     return groups
 
@@ -97,6 +100,7 @@ class BatchMixin:
         self._cluster_cache = (key, groups)
         return groups
 
+    @answer
     def accept_batch(self, face_ids: Sequence[int], person: int | str, annotator: str,
                      deselected: Sequence[int] = ()) -> int:
         """Label the selected faces as ``person`` (id or name; a new name creates the person) in one action.
@@ -106,8 +110,7 @@ class BatchMixin:
             raise ServiceError("no faces selected")
         with self._lock, self.library.transaction():
             lib = self.library
-            pid = lib.person_id(person, create=True, actor=annotator) if isinstance(person, str) \
-                else lib.resolve_person(int(person))
+            pid, created = person_for(lib, person, annotator)
             labelled = lib.labelled_face_ids(("human", "seed"))
             done, revoked_auto = [], []
             for f in face_ids:
@@ -127,6 +130,7 @@ class BatchMixin:
             lib.release_leases(annotator, [int(f) for f in face_ids])
             lib.add_action(annotator, SCOPE_ANNOTATE, "batch", {"person_id": pid, "name": lib.person_name(pid),
                                                                 "labels": done, "rejections": rejections,
-                                                                "revoked_auto": revoked_auto})
+                                                                "revoked_auto": revoked_auto,
+                                                                "created_person": pid if created else None})
             self._cluster_cache = None
             return len(done)

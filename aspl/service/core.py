@@ -142,6 +142,24 @@ class ServiceCore:
         self._cluster_cache = None  # a new cluster similarity applies now, not after the next round
         return s
 
+    def face_quality(self) -> dict[str, float]:
+        """The quality thresholds: ``min_px`` (shorter side of the face box, photo pixels) and ``min_prob``
+        (detection probability); faces below either are hidden."""
+        px, prob = self.library.face_quality()
+        return {"min_px": px, "min_prob": prob}
+
+    def set_face_quality(self, min_px: float, min_prob: float, actor: str = "admin") -> int:
+        """Store the quality thresholds and apply them to every face now (hidden faces are kept: never asked,
+        trained on or counted as remaining, listed by :meth:`hidden_faces`). Returns how many are hidden."""
+        with self._lock:
+            n = self.library.set_face_quality(float(min_px), float(min_prob), actor)
+        self._cluster_cache = None
+        return n
+
+    def hidden_faces(self, limit: int = 1000) -> list[int]:
+        """Faces hidden by the quality thresholds, smallest first (to show on request)."""
+        return self.library.hidden_face_ids(limit)
+
     # ------------------------------------------------------------ caches
     def _index(self, backbone: str) -> FaceIndex | None:
         """The FAISS index of ``backbone`` for a request; never a long build on the request's thread.

@@ -1,7 +1,8 @@
-"""People: rename, merge, move a face, remove a label; each one undoable and logged."""
+"""People: rename, merge, move a face, remove a label, delete an empty person; each one undoable and logged.
+Also the name box's resolution of a typed name to an existing person (:func:`name_matches`)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from storage import Library, NotFoundError
 
@@ -11,12 +12,45 @@ from .settings import SCOPE_PEOPLE
 from .undo import restore_labels, undoable
 
 
-def resolve(lib: Library, person: int | str, actor: str, create: bool = True) -> int:
-    """The live person id of ``person`` (an id, or a name: created if new and ``create``)."""
+def _norm(text: str) -> str:
+    return " ".join(str(text).split()).casefold()
+
+
+def same_name(a: str, b: str) -> bool:
+    """Whether two names are the same person's name (case and spacing aside, as the library compares them)."""
+    return _norm(a) == _norm(b)
+
+
+def name_matches(text: str, names: Iterable[str]) -> list[str]:
+    """The existing ``names`` a typed ``text`` may stand for: the one equal to it (case and spacing aside)
+    alone, else every name it begins, ignoring case, in the order given; [] for a blank text."""
+    t = _norm(text)
+    if not t:
+        return []
+    names = list(names)
+    exact = [n for n in names if _norm(n) == t]
+    return exact[:1] if exact else [n for n in names if _norm(n).startswith(t)]
+
+
+def resolve_name(text: str, names: Iterable[str]) -> str | None:
+    """The existing name ``text`` stands for: equal to it (case and spacing aside), or the only name it
+    begins ("angel" -> "Angelina Jolie"); None when it matches none or begins several."""
+    m = name_matches(text, names)
+    return m[0] if len(m) == 1 else None
+
+
+def person_for(lib: Library, person: int | str, actor: str) -> tuple[int, bool]:
+    """The live person id of ``person`` (an id, or a name: created if new) and whether it was created now."""
     if isinstance(person, str):
-        return lib.person_id(person, create=create, actor=actor)
-    lib.person_name(int(person))
-    return lib.resolve_person(int(person))
+        try:
+            return lib.person_id(person), False
+        except NotFoundError:
+            return lib.person_id(person, create=True, actor=actor), True
+    lib.person_name(int(person))  # NotFoundError for an unknown id
+    pid = lib.resolve_person(int(person))
+    if lib.person_deleted(pid):
+        raise NotFoundError(f"person {pid} ({lib.person_name(pid)}) was deleted; undo that on the People page")
+    return pid, False
 
 
 @undoable("rename", lambda p: f"renamed {p['old']!r} to {p['new']!r}")
@@ -35,10 +69,14 @@ def _undo_merge(svc: Any, lib: Library, p: dict, annotator: str) -> None:
 @undoable("move", lambda p: f"moved face {p['face_id']} to {p.get('name', p['person_id'])}")
 def _undo_move(svc: Any, lib: Library, p: dict, annotator: str) -> None:
     undo_label(svc, lib, p, annotator)
-    for lid in p.get("revoked_human", []):
-        lib.unrevoke_label(lid, annotator)
+    restore_labels(lib, p.get("revoked_human", []), annotator)
     if p.get("rejected_person") is not None:
         lib.remove_rejection(p["face_id"], p["rejected_person"], annotator)
+
+
+@undoable("delete_person", lambda p: f"deleted person {p['name']!r}")
+def _undo_delete_person(svc: Any, lib: Library, p: dict, annotator: str) -> None:
+    lib.restore_person(p, annotator)
 
 
 @undoable("remove_label", lambda p: f"removed the label of face {p['face_id']}")
@@ -49,7 +87,16 @@ def _undo_remove_label(svc: Any, lib: Library, p: dict, annotator: str) -> None:
 
 
 class PeopleMixin:
-    """``people``, ``person_faces``, ``rename_person``, ``merge_people``, ``move_face``, ``remove_label``."""
+    """``people``, ``person_faces``, ``rename_person``, ``merge_people``, ``move_face``, ``remove_label``,
+    ``delete_person``, and the name box's ``name_matches`` / ``resolve_name``."""
+
+    def name_matches(self, text: str) -> list[str]:
+        """Existing people's names a typed ``text`` may stand for (see :func:`name_matches`)."""
+        return name_matches(text, self.person_names())
+
+    def resolve_name(self, text: str) -> str | None:
+        """The existing person's name ``text`` stands for, or None (see :func:`resolve_name`)."""
+        return resolve_name(text, self.person_names())
 
     def people(self) -> list[dict]:
         """Live people with counts of human and auto labels."""
@@ -75,6 +122,9 @@ class PeopleMixin:
             src, dst = lib.resolve_person(int(src)), lib.resolve_person(int(dst))
             if src == dst:
                 raise ServiceError(f"cannot merge person {src} into itself")
+            gone = [p for p in (src, dst) if lib.person_deleted(p)]
+            if gone:
+                raise ServiceError(f"cannot merge: person {gone[0]} ({lib.person_name(gone[0])}) was deleted")
             src_name, dst_name = lib.person_name(src), lib.person_name(dst)
             moved = lib.person_label_ids(src)
             lib.move_labels(moved, dst, actor)
@@ -92,7 +142,7 @@ class PeopleMixin:
         actor = self._check_annotator(actor)
         with self._lock, self.library.transaction():
             lib = self.library
-            pid = resolve(lib, to, actor)
+            pid, created = person_for(lib, to, actor)
             live = lib.label_rows(face_id=face_id)
             old = next((r for r in live if r["source"] in ("human", "seed")), None) or \
                 next((r for r in live if r["source"] == "auto"), None)
@@ -107,7 +157,8 @@ class PeopleMixin:
                 rejected = lib.add_rejection(face_id, old["person_id"], actor)
             payload = label_face(lib, face_id, pid, actor)
             payload.update({"name": lib.person_name(pid), "revoked_human": revoked,
-                            "rejected_person": old["person_id"] if rejected and old else None})
+                            "rejected_person": old["person_id"] if rejected and old else None,
+                            "created_person": pid if created else None})
             lib.add_action(actor, SCOPE_PEOPLE, "move", payload)
             return payload["label_id"]
 
@@ -128,3 +179,12 @@ class PeopleMixin:
             lib.add_action(actor, SCOPE_PEOPLE, "remove_label",
                            {"face_id": face_id, "label_ids": [r["id"] for r in rows], "rejected": rejected})
             return len(rows)
+
+    def delete_person(self, person_id: int, actor: str) -> str:
+        """Delete a person no face is labelled as (e.g. one left empty by moves); undoable on the People page.
+        Returns its name; a person still in use is an error saying why."""
+        actor = self._check_annotator(actor)
+        with self._lock, self.library.transaction():
+            snap = self.library.delete_person(int(person_id), actor)
+            self.library.add_action(actor, SCOPE_PEOPLE, "delete_person", snap)
+            return snap["name"]

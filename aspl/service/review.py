@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import zlib
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from storage import Library, NotFoundError
 
-from .annotate import label_face, mark_not_face, undo_label, unmark_not_face
+from .annotate import label_face, mark_face, undo_label, unmark_not_face
+from .autoround import answer
 from .core import library_backbone, load_loop
 from .errors import ServiceError
 from .rounds import review_precision
@@ -53,6 +54,12 @@ def _undo_review_accept(svc: Any, lib: Library, p: dict, annotator: str) -> None
     lib.withdraw_review(p["review_id"])
 
 
+@undoable("review_accept_all", lambda p: f"accepted {len(p['items'])} auto-labels")
+def _undo_review_accept_all(svc: Any, lib: Library, p: dict, annotator: str) -> None:
+    for item in p["items"]:
+        _undo_review_accept(svc, lib, item, annotator)
+
+
 @undoable("review_reject", lambda p: f"rejected the auto-label of face {p['face_id']}")
 def _undo_review_reject(svc: Any, lib: Library, p: dict, annotator: str) -> None:
     if p.get("rejection_added"):
@@ -69,7 +76,7 @@ def _undo_confirm_flag(svc: Any, lib: Library, p: dict, annotator: str) -> None:
     engine_recert(lib, p["face_id"], "reset")
 
 
-CONFLICT_DECISIONS = ("keep_label", "not_face")
+CONFLICT_DECISIONS = ("keep_label", "not_face", "stranger")
 
 
 @undoable("resolve_conflict", lambda p: f"decided the conflict on face {p['face_id']}: {p['decision']}")
@@ -123,6 +130,7 @@ class ReviewMixin:
             rid = lib.add_review(face_id, person_id, auto["round"], sample, correct, annotator)
             return apply(lib, auto, rid, annotator)
 
+    @answer
     def accept_auto(self, face_id: int, person_id: int, annotator: str, sample: str = "random") -> int:
         """The auto-label is right: it becomes a human label; counted for the precision estimate."""
         def accept(lib: Library, auto: dict, rid: int, who: str) -> int:
@@ -133,6 +141,32 @@ class ReviewMixin:
 
         return self._review(face_id, person_id, annotator, sample, True, accept)
 
+    @answer
+    def accept_all_auto(self, items: Sequence[tuple[int, int, str]], annotator: str) -> int:
+        """Accept every shown auto-label ``(face_id, person_id, sample)`` in one action (one undo); those a
+        new round replaced meanwhile are left out. Returns how many were accepted."""
+        annotator = self._check_annotator(annotator)
+        for _, _, sample in items:
+            _check_sample(sample)
+        with self._lock, self.library.transaction():
+            lib = self.library
+            done = []
+            for face_id, person_id, sample in items:
+                try:
+                    auto = live_auto(lib, int(face_id), int(person_id))
+                except NotFoundError:
+                    continue
+                rid = lib.add_review(auto["face_id"], auto["person_id"], auto["round"], sample, True, annotator)
+                payload = label_face(lib, auto["face_id"], auto["person_id"], annotator, confidence=1.0)
+                payload["review_id"] = rid
+                done.append(payload)
+            if not done:
+                raise ServiceError(f"none of the {len(items)} auto-labels shown is still live (a new round "
+                                   "replaced them); reload the page")
+            lib.add_action(annotator, SCOPE_REVIEW, "review_accept_all", {"items": done})
+            return len(done)
+
+    @answer
     def reject_auto(self, face_id: int, person_id: int, annotator: str, sample: str = "random") -> None:
         """The auto-label is wrong: revoked, and the face is never auto-labelled or suggested as that person."""
         def reject(lib: Library, auto: dict, rid: int, who: str) -> None:
@@ -194,15 +228,15 @@ class ReviewMixin:
             return out
 
     def resolve_conflict(self, conflict_id: int, decision: str, reviewer: str) -> None:
-        """Decide a conflict: ``keep_label`` (the face stays labelled) or ``not_face`` (marked, labels
-        revoked). Undoable on the Review page."""
+        """Decide a conflict: ``keep_label`` (the face stays labelled), ``not_face`` or ``stranger`` (marked
+        so, labels revoked). Undoable on the Review page."""
         reviewer = self._check_annotator(reviewer)
         if decision not in CONFLICT_DECISIONS:
             raise ValueError(f"unknown decision {decision!r}; valid choices: {', '.join(CONFLICT_DECISIONS)}")
         with self._lock, self.library.transaction():
             lib = self.library
             c = lib.conflict(conflict_id)
-            marked = mark_not_face(lib, c["face_id"], reviewer) if decision == "not_face" else None
+            marked = None if decision == "keep_label" else mark_face(lib, c["face_id"], decision, reviewer)
             lib.resolve_conflict(conflict_id, decision, reviewer)
             lib.add_action(reviewer, SCOPE_REVIEW, "resolve_conflict", {
                 "face_id": c["face_id"], "conflict": conflict_id, "decision": decision, "marked": marked})

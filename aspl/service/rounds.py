@@ -30,12 +30,13 @@ def review_precision(lib: Library, sample: str = "random", confidence: float = 0
 
 
 def _round_inputs(lib: Library, backbone: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
-    """``(face_ids, X, labels, human_rows)`` of the faces in the loop (not-a-face faces left out)."""
+    """``(face_ids, X, labels, human_rows)`` of the faces in the loop: status ok and not hidden (faces
+    marked not a face or stranger, and faces below the quality thresholds, are left out)."""
     ids, X = lib.embeddings(backbone)
     if len(ids) == 0:
         raise ServiceError(f"no faces are embedded with {backbone!r} yet; import photos first")
-    not_face = set(lib.face_ids("not_face"))
-    keep = np.array([int(f) not in not_face for f in ids], dtype=bool)
+    out = lib.face_ids_out_of_loop()  # not a face, strangers, hidden by the quality thresholds
+    keep = ~np.isin(ids, np.fromiter(out, np.int64, len(out))) if out else np.ones(len(ids), bool)
     ids, X = ids[keep], X[keep]
     row_of = {int(f): i for i, f in enumerate(ids)}
     human_rows = lib.label_rows(("human", "seed"))
@@ -105,7 +106,8 @@ class RoundsMixin:
         progress(3, 5, "writing auto-labels")
         f_auto, p_auto, w_auto = rnd.auto_labels
         auto = [(int(f), int(p), float(w)) for f, p, w in zip(f_auto, p_auto, w_auto)]
-        queries = [int(f) for f in rnd.queries]
+        trusted = {int(f) for f, w in zip(f_auto, w_auto) if w > loop.auto_trust}
+        queries = [int(f) for f in rnd.queries if int(f) not in trusted]  # confident auto-labels: not asked
         unclear = [int(f) for f in rnd.unclear]
         flagged = [int(f) for f in rnd.set_aside]
         known = labels >= 0
@@ -122,6 +124,7 @@ class RoundsMixin:
             "unclear": len(unclear),
             "ambiguous": int(len(result.ambiguous)),
             "queries": len(queries),
+            "trusted_not_asked": int(len(rnd.queries) - len(queries)),
             "flagged": len(flagged),
             "seeded": int(sum(len(v) for v in result.seeds.values())),
             "human_agreement": agreement,

@@ -22,6 +22,10 @@ class LoopSettings:
     similarity above which unclear faces are grouped for batch labelling.
     ``engine['finetune_every'] = F`` fine-tunes a trainable backbone after every
     F-th round (a background job; frozen backbones such as dlib are skipped).
+    ``round_every``: a round starts by itself in the background after this many answers since the last
+    one (0: only when started on the Admin page); ``queue_low``: ... or when no more than this many of
+    the round's questions are still open; ``auto_trust``: auto-labels above this confidence are never
+    asked (they count as answered; 1: any auto-label may be asked).
     """
 
     method: str = "aspl-margin"  # margin queries: fewer labels than the paper rule (bench/results/engine.md)
@@ -32,6 +36,9 @@ class LoopSettings:
     batch_size: int = 24
     cluster_similarity: float = 0.82
     center: bool = False
+    round_every: int = 25
+    queue_low: int = 5
+    auto_trust: float = 0.9
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad setting."""
@@ -40,12 +47,14 @@ class LoopSettings:
         make_engine(self.method, **self.engine)  # raises ValueError naming the bad setting / method
         if not self.lease_seconds > 0:
             raise ValueError(f"lease_seconds must be > 0, got {self.lease_seconds!r}")
-        for k in ("review_random", "review_low", "batch_size"):
+        for k in ("review_random", "review_low", "batch_size", "round_every", "queue_low"):
             v = getattr(self, k)
             if isinstance(v, bool) or int(v) != v or v < 0:
                 raise ValueError(f"{k} must be an integer >= 0, got {v!r}")
         if not -1.0 <= self.cluster_similarity <= 1.0:
             raise ValueError(f"cluster_similarity must be in [-1, 1], got {self.cluster_similarity!r}")
+        if not 0.0 <= self.auto_trust <= 1.0:
+            raise ValueError(f"auto_trust must be in [0, 1] (1: ask about any auto-label), got {self.auto_trust!r}")
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

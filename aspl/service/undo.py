@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from storage import LabelConflictError, Library, NotFoundError
+from storage.errors import PersonInUseError
 
 from .errors import NothingToUndoError, ServiceError
 from .settings import SCOPE_ANNOTATE, SCOPES
@@ -60,12 +61,26 @@ def restore_auto(lib: Library, label_ids: Sequence[int], annotator: str) -> None
 
 
 def restore_labels(lib: Library, label_ids: Sequence[int], annotator: str) -> None:
-    """Un-revoke labels: human ones always, auto ones only if the latest round wrote them."""
+    """Un-revoke labels: human ones always, auto ones only if the latest round wrote them; a label of a
+    person deleted since is an error naming it."""
     for lid in label_ids:
-        if lib.label(lid)["source"] == "auto":
+        lab = lib.label(lid)
+        if lib.person_deleted(lab["person_id"]):
+            raise ServiceError(f"label {lid} names a deleted person ({lib.person_name(lab['person_id'])}); "
+                               "undo that deletion on the People page first")
+        if lab["source"] == "auto":
             restore_auto(lib, [lid], annotator)
         else:
             lib.unrevoke_label(lid, annotator)
+
+
+def drop_created_person(lib: Library, p: dict, annotator: str) -> None:
+    """After undoing an action that created its person (``p['created_person']``), delete that person
+    unless faces are labelled as it since (no orphan people left behind by an undo)."""
+    pid = p.get("created_person")
+    if pid is not None:
+        with contextlib.suppress(NotFoundError, PersonInUseError):
+            lib.delete_person(int(pid), annotator)
 
 
 class UndoMixin:
@@ -99,6 +114,7 @@ class UndoMixin:
                                    f"{', '.join(sorted(UNDO))}")
             p = act["payload"]
             entry.undo(self, lib, p, annotator)
+            drop_created_person(lib, p, annotator)
             lib.mark_action_undone(act["id"], annotator)
             if scope == SCOPE_ANNOTATE and "face_id" in p:
                 lib.lease(p["face_id"], annotator, self.loop_settings().lease_seconds)
