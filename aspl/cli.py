@@ -1,4 +1,4 @@
-"""Command line: ``python -m aspl {import,search,stats,embed,use-backbone,backbones,simulate,user,...}``."""
+"""Command line: ``python -m aspl {import,search,stats,embed,use-backbone,backbones,simulate,annotate-sim,user,...}``."""
 from __future__ import annotations
 
 import argparse
@@ -128,6 +128,23 @@ def cmd_backbones(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_annotate_sim(args: argparse.Namespace) -> int:
+    from .annotate_sim import run_annotate_sim
+
+    settings: dict = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set wants KEY=JSON, got {item!r}")
+        settings[key.strip()] = json.loads(value)
+    if args.method == "cluster":
+        settings.setdefault("round_every", 0)  # the baseline does not learn
+    out = run_annotate_sim(args.path, args.db, args.method, args.max_decisions, not args.no_batches,
+                           args.cluster_distance, progress=not args.quiet, settings=settings)
+    print(json.dumps(out))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .simulate_cli import add_simulate_parser
 
@@ -178,6 +195,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_backbones)
 
     add_simulate_parser(sub)
+
+    sp = sub.add_parser("annotate-sim", help="the effort benchmark: import PATH unlabelled and annotate it as a "
+                        "scripted annotator (answers from folder names); prints one JSON object")
+    sp.add_argument("path", type=Path, help="photos in one folder per person (other faces are strangers)")
+    db_arg(sp)
+    sp.add_argument("--method", choices=("aspl", "cluster"), default="aspl",
+                    help="aspl: the app's flow; cluster: cluster-then-name baseline (default: %(default)s)")
+    sp.add_argument("--max-decisions", type=int, default=None, help="stop after this many human decisions")
+    sp.add_argument("--no-batches", action="store_true", help="aspl: answer one face at a time only")
+    sp.add_argument("--cluster-distance", type=float, default=0.5,
+                    help="cluster: cosine distance threshold of the agglomerative clustering (default: %(default)s)")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="a loop setting for the run, e.g. --set round_every=10 (repeatable)")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sp.set_defaults(func=cmd_annotate_sim)
     from .methods.cli import add_methods_parsers
 
     add_methods_parsers(sub, db_arg)

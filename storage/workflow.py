@@ -40,7 +40,7 @@ class WorkflowMixin(_Host):
             f"ORDER BY f.auto, f.id LIMIT 1",
             f"SELECT f.id FROM skips s CROSS JOIN faces f ON f.id = s.face_id WHERE s.annotator = :a AND s.round IS :r "
             f"AND {open_} AND (f.auto = 0 OR EXISTS (SELECT 1 FROM queue q WHERE q.face_id = f.id)) "
-            f"ORDER BY s.created_at, f.id LIMIT 1",
+            f"ORDER BY s.rowid LIMIT 1",  # a re-skip re-inserts the row: oldest skip first
         )
         with self.transaction():
             self.db.execute("DELETE FROM leases WHERE expires_at <= ?", [now])

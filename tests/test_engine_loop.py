@@ -147,3 +147,18 @@ def test_a_planted_pickle_in_the_state_blob_is_never_executed(tmp_path):
     with pytest.raises(StateFormatError):
         unpack_state("{}", pickle.dumps(Boom()))
     assert not marker.exists()
+
+
+def test_state_with_no_person_modelled_yet_reloads_and_keeps_its_pace():
+    """Before any person has ``min_labels`` labels the model has no classes; its state must still load (it
+    used to be refused, so every early round of the app started a fresh engine and the pace never grew)."""
+    X, y = _blobs()
+    ids = np.arange(len(y))
+    labels = np.full(len(y), -1)
+    labels[0] = y[0]  # one label: below min_labels=2 for everyone
+    loop = ActiveLoop("aspl-margin", {"query_size": 5, "min_labels": 2})
+    loop.step(ids, X, labels)
+    assert loop.model_ is not None and loop.model_.classes_.size == 0
+    again = ActiveLoop.from_state_dict(unpack_state(*pack_state(loop.state_dict())))
+    assert again.model_.classes_.size == 0 and again.model_.coef_.shape == loop.model_.coef_.shape
+    assert again.engine_.round_ == loop.engine_.round_

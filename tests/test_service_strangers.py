@@ -134,3 +134,17 @@ def test_no_round_starts_by_itself_before_any_face_is_named():
     f = svc.next_face("alice")
     svc.not_face(f, "alice")
     assert svc.jobs.latest("round") is None
+
+
+def test_a_cluster_of_strangers_is_marked_in_one_undoable_action():
+    svc, truth = synthetic_service(None, human_per_person=1)
+    lib = svc.library
+    faces = [f for f in sorted(truth) if f not in lib.labelled_face_ids()][:5]
+    labelled = next(iter(lib.labelled_face_ids()))
+    assert svc.mark_batch(faces + [labelled], "stranger", "alice") == 5  # a named face is left alone
+    assert all(lib.face(f)["status"] == "stranger" for f in faces) and lib.face(labelled)["status"] == "ok"
+    act = svc.undo("alice")
+    assert act["kind"] == "batch_mark" and "5 faces as strangers" in svc.describe(act)
+    assert all(lib.face(f)["status"] == "ok" for f in faces)
+    with pytest.raises(ValueError, match="unknown mark"):
+        svc.mark_batch(faces, "blurry", "alice")

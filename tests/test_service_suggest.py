@@ -14,7 +14,7 @@ def test_neighbour_suggestions_before_any_round():
 def test_classifier_suggestions_after_a_round_are_top5():
     svc, truth = synthetic_service(None, n_people=7, per_person=4, human_per_person=1)
     svc.run_round("admin")
-    f = svc.next_face("alice")
+    f = svc.next_face("alice") or svc.library.label_rows(("auto",))[0]["face_id"]  # all may be auto-labelled
     s = svc.suggestions(f)
     assert len(s) == 5 and s[0].source == "classifier" and s[0].name == truth[f]
     assert [x.score for x in s] == sorted((x.score for x in s), reverse=True)

@@ -282,7 +282,8 @@ class ActiveLoop:
                                      f"{', '.join(MODEL_CLASSES)}")
                 m = MODEL_CLASSES[name](**dict(state["model.params"]))
                 m.classes_ = np.asarray(state["model.classes"], dtype=np.int64).copy()
-                m.coef_ = np.asarray(state["model.coef"], dtype=np.float64).reshape(m.classes_.size, -1).copy()
+                coef = np.asarray(state["model.coef"], dtype=np.float64)  # (people, d); (0, d) before 2 labels
+                m.coef_ = (coef if coef.ndim == 2 else coef.reshape(m.classes_.size, -1)).copy()
                 m.intercept_ = np.asarray(state["model.intercept"], dtype=np.float64).copy()
                 m.n_features_in_ = m.coef_.shape[1]
                 loop.model_ = m

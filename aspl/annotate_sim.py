@@ -1,0 +1,339 @@
+"""A scripted annotator that drives the real service: the effort benchmark (``python -m aspl annotate-sim``).
+
+It imports a folder unlabelled, then answers as a person would through the same :class:`aspl.service.Service`
+calls the pages make, with rounds started exactly as the app starts them (by themselves after
+``round_every`` answers, or by the annotator when the questions run out). Answers come from the folder
+names: in a photo under ``Person_Name/``, the most prominent face (:func:`prominent_faces`) is that person
+and every other face is a stranger; photos outside a person folder hold strangers only.
+
+Two ways to work (``method``):
+
+``aspl``
+    the app's default flow: first the Batch tab's clusters of unclear faces (a cluster that is mostly one
+    person named in one accept, mostly strangers marked in one action, the others unticked), then one face
+    at a time (a suggestion confirmed with one key, else the name typed, or G for a stranger);
+``cluster``
+    the baseline of clustering tools: cluster every face (agglomerative, average linkage on cosine
+    distance), then name each cluster in one decision (its majority person, or "strangers") and fix each
+    face that does not belong with one more decision. Every face ends with a human answer.
+
+Counted: every human decision by kind, keystrokes (a suggestion 1; a typed existing name N + its
+shortest unique prefix + Enter; a new name N + the name + Enter; stranger 1; a batch 1 + 2 per untick),
+top-1 accuracy of the suggestions, and at the end the auto-labels, their precision against the folder
+names and the labels left wrong.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+log = logging.getLogger("aspl.annotate_sim")
+
+METHODS = ("aspl", "cluster")
+ANNOTATOR = "sim"
+
+
+def prominent_faces(faces: list[dict]) -> int | None:
+    """The photo's most prominent face: among faces at least half as large (box area) as the largest, the
+    one whose centre is nearest the photo's centre. ``faces`` are rows with x1..y2, width, height."""
+    if not faces:
+        return None
+    area = [max(0.0, f["x2"] - f["x1"]) * max(0.0, f["y2"] - f["y1"]) for f in faces]
+    big = [f for f, a in zip(faces, area) if a >= 0.5 * max(area)]
+
+    def off_centre(f: dict) -> float:
+        cx, cy = (f["x1"] + f["x2"]) / 2, (f["y1"] + f["y2"]) / 2
+        return ((cx - f["width"] / 2) / max(f["width"], 1)) ** 2 + ((cy - f["height"] / 2) / max(f["height"], 1)) ** 2
+
+    return int(min(big, key=off_centre)["face_id"])
+
+
+def folder_truth(lib: Any, root: Path) -> dict[int, str | None]:
+    """Face id -> the person's name (folder name, underscores as spaces) or None for a stranger."""
+    root = Path(root).resolve()
+    by_image: dict[int, list[dict]] = {}
+    for r in lib.faces_table(status=None):
+        by_image.setdefault(r["image_id"], []).append(r)
+    truth: dict[int, str | None] = {}
+    for faces in by_image.values():
+        path = Path(faces[0]["image_path"]).resolve()
+        try:
+            rel = path.relative_to(root)
+        except ValueError:
+            rel = Path(path.name)
+        person = rel.parts[0].replace("_", " ") if len(rel.parts) > 1 else None
+        main = prominent_faces(faces)
+        for f in faces:
+            truth[int(f["face_id"])] = person if f["face_id"] == main else None
+    return truth
+
+
+def unique_prefix(name: str, others: list[str]) -> int:
+    """Characters to type before ``name`` is the only name starting so (case-insensitive)."""
+    low, rest = name.lower(), [o.lower() for o in others if o.lower() != name.lower()]
+    for k in range(1, len(name) + 1):
+        if not any(o.startswith(low[:k]) for o in rest):
+            return k
+    return len(name)
+
+
+@dataclass
+class Tally:
+    """Decisions and keystrokes so far."""
+
+    decisions: Counter = field(default_factory=Counter)
+    keystrokes: int = 0
+    suggested: int = 0  # one-face labels of a person who already had a label
+    top1: int = 0
+    top5: int = 0
+
+    def add(self, kind: str, keys: int, n: int = 1) -> None:
+        self.decisions[kind] += n
+        self.keystrokes += keys
+
+
+class AnnotatorSim:
+    """Plays one annotator on ``svc`` with answers from ``truth`` (see the module docstring)."""
+
+    def __init__(self, svc: Any, truth: dict[int, str | None], method: str = "aspl",
+                 max_decisions: int | None = None, use_batches: bool = True, cluster_distance: float = 0.5,
+                 on_step: Callable[[int, int], None] | None = None):
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; valid choices: {', '.join(METHODS)}")
+        self.svc, self.truth, self.method = svc, truth, method
+        self.max_decisions = max_decisions
+        self.use_batches = use_batches
+        self.cluster_distance = cluster_distance
+        self.on_step = on_step or (lambda done, total: None)
+        self.tally = Tally()
+        self.rounds_started = 0
+
+    # ------------------------------------------------------------ helpers
+    def _budget_left(self) -> bool:
+        return self.max_decisions is None or sum(self.tally.decisions.values()) < self.max_decisions
+
+    def _wait_round(self) -> None:
+        job = self.svc.jobs.running("round")
+        if job is not None:
+            job.wait()
+            if job.error:
+                raise RuntimeError(f"a round failed: {job.error}")
+
+    def _name(self, face: int, name: str, scope_kind: str) -> None:
+        """Answer ``face`` with ``name`` by typing it (existing: shortest unique prefix; new: in full)."""
+        names = self.svc.person_names()
+        if name.lower() in (n.lower() for n in names):
+            self.tally.add(scope_kind + "_typed", 2 + unique_prefix(name, names))
+        else:
+            self.tally.add("new_person", 2 + len(name))
+        self.svc.new_person(face, name, ANNOTATOR)
+
+    # ------------------------------------------------------------ aspl
+    def _answer_one(self, face: int) -> None:
+        svc, t = self.svc, self.truth.get(face)
+        if t is None:
+            svc.stranger(face, ANNOTATOR)
+            self.tally.add("stranger", 1)
+            return
+        sugg = svc.suggestions(face, k=5)
+        names = [s.name for s in sugg]
+        known = t.lower() in (n.lower() for n in svc.person_names())
+        if known:
+            self.tally.suggested += 1
+            self.tally.top1 += bool(names) and names[0] == t
+            self.tally.top5 += t in names
+        if t in names:
+            svc.confirm(face, sugg[names.index(t)].person_id, ANNOTATOR)
+            self.tally.add("label_top1" if names[0] == t else "label_suggested", 1)
+        else:
+            self._name(face, t, "label")
+
+    def _try_batches(self, tried: set[str]) -> bool:
+        """Answer the first unclear cluster that is mostly one person (named in one accept) or mostly
+        strangers (marked in one action), unticking the others (one decision each; they stay open).
+        Returns whether a batch was answered."""
+        for g in self.svc.batch_groups(ANNOTATOR):
+            if g.kind != "cluster" or g.key in tried:
+                continue
+            tried.add(g.key)
+            who = Counter(self.truth.get(f) for f in g.face_ids)
+            name, n = who.most_common(1)[0]
+            if n < 2 or n < 0.5 * len(g.face_ids):
+                continue
+            keep = [f for f in g.face_ids if self.truth.get(f) == name]
+            unticks = len(g.face_ids) - len(keep)
+            if name is None:
+                self.svc.mark_batch(keep, "stranger", ANNOTATOR)
+                self.tally.add("batch_strangers", 2)
+            else:
+                names = self.svc.person_names()
+                known = name.lower() in (x.lower() for x in names)
+                self.svc.accept_batch(keep, name, ANNOTATOR)
+                self.tally.add("batch_accept", 3 + (unique_prefix(name, names) if known else len(name)))
+            if unticks:
+                self.tally.add("batch_untick", 2 * unticks, n=unticks)
+            return True
+        return False
+
+    def _run_aspl(self) -> None:
+        svc = self.svc
+        tried: set[str] = set()
+        last_round = -1
+        while self._budget_left():
+            self._wait_round()
+            rounds = svc.library.round_count()
+            if self.use_batches and rounds != last_round:
+                last_round = rounds
+                tried.clear()
+            if self.use_batches and self._try_batches(tried):
+                continue
+            face = svc.next_face(ANNOTATOR)
+            if face is None:
+                self._wait_round()
+                if svc.remaining() == 0:
+                    break
+                # questions ran out but faces are left: start a round, as the page offers
+                before = svc.library.round_count()
+                svc.start_round(ANNOTATOR).wait()
+                self.rounds_started += 1
+                if svc.library.round_count() == before or svc.next_face(ANNOTATOR) is None:
+                    break
+                continue
+            self._answer_one(face)
+            self.on_step(sum(self.tally.decisions.values()), svc.remaining())
+        self._wait_round()
+
+    # ------------------------------------------------------------ cluster baseline
+    def _run_cluster(self) -> None:
+        from sklearn.cluster import AgglomerativeClustering
+
+        svc, lib = self.svc, self.svc.library
+        ids, X = lib.embeddings(svc.backbone)
+        ids = np.asarray(ids)
+        if len(ids) < 2:
+            labels = np.zeros(len(ids), int)
+        else:
+            from .service.batch import centred_unit
+
+            labels = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
+                                             distance_threshold=self.cluster_distance).fit_predict(centred_unit(X))
+        clusters = sorted((ids[labels == c].tolist() for c in np.unique(labels)), key=lambda c: (-len(c), c[0]))
+        for faces in clusters:
+            if not self._budget_left():
+                break
+            who = Counter(self.truth.get(f) for f in faces)
+            name, _ = who.most_common(1)[0]
+            members = [f for f in faces if self.truth.get(f) == name]
+            if name is None:
+                for f in members:
+                    svc.stranger(f, ANNOTATOR)
+                self.tally.add("cluster_strangers", 1)
+            elif len(faces) == 1:
+                self._name(faces[0], name, "label")
+            else:
+                names = svc.person_names()
+                typed = unique_prefix(name, names) if name.lower() in (x.lower() for x in names) else len(name)
+                svc.accept_batch(members, name, ANNOTATOR)
+                self.tally.add("cluster_named", 2 + typed)
+            for f in faces:
+                if f in members:
+                    continue
+                t = self.truth.get(f)  # a face that does not belong: one more decision each
+                if t is None:
+                    svc.stranger(f, ANNOTATOR)
+                    self.tally.add("cluster_fix", 2)
+                else:
+                    self._name(f, t, "cluster_fix")
+            self.on_step(sum(self.tally.decisions.values()), svc.remaining())
+        self._wait_round()
+
+    # ------------------------------------------------------------ run
+    def run(self) -> dict[str, Any]:
+        """Annotate until done (or out of budget); returns the report (see :func:`report`)."""
+        t0 = time.perf_counter()
+        (self._run_aspl if self.method == "aspl" else self._run_cluster)()
+        return report(self, time.perf_counter() - t0)
+
+
+def report(sim: AnnotatorSim, seconds: float) -> dict[str, Any]:
+    """The JSON report of a finished simulation."""
+    svc, lib, truth = sim.svc, sim.svc.library, sim.truth
+    names = lib.names_of_people()
+    live = {}
+    for r in lib.label_rows():
+        live[r["face_id"]] = (r["source"], names.get(lib.resolve_person(r["person_id"])))
+    status = {r["face_id"]: r["status"] for r in lib.faces_table(status=None)}
+    auto = [(f, n) for f, (src, n) in live.items() if src == "auto"]
+    auto_ok = sum(truth.get(f) == n for f, n in auto)
+    wrong = sum(truth.get(f) != n for f, (_, n) in live.items())
+    wrong += sum(1 for f, s in status.items() if s == "stranger" and truth.get(f) is not None)
+    faces = len(status)
+    decisions = int(sum(sim.tally.decisions.values()))
+    people = {t for t in truth.values() if t}
+    return {
+        "method": sim.method,
+        "faces": faces,
+        "people": len(people),
+        "strangers_true": sum(1 for t in truth.values() if t is None),
+        "decisions": decisions,
+        "decisions_per_face": round(decisions / faces, 4) if faces else None,
+        "decisions_by_kind": dict(sorted(sim.tally.decisions.items())),
+        "keystrokes": sim.tally.keystrokes,
+        "suggestion_top1": round(sim.tally.top1 / sim.tally.suggested, 4) if sim.tally.suggested else None,
+        "suggestion_top5": round(sim.tally.top5 / sim.tally.suggested, 4) if sim.tally.suggested else None,
+        "suggested_answers": sim.tally.suggested,
+        "auto_labels": len(auto),
+        "auto_label_precision": round(auto_ok / len(auto), 4) if auto else None,
+        "wrong_labels_left": int(wrong),
+        "remaining": svc.remaining(),
+        "hidden": lib.counts()["faces:hidden"],
+        "rounds": lib.round_count(),
+        "rounds_started_by_annotator": sim.rounds_started,
+        "seconds": round(seconds, 2),
+    }
+
+
+def run_annotate_sim(path: str | Path, db: str | Path, method: str = "aspl", max_decisions: int | None = None,
+                     use_batches: bool = True, cluster_distance: float = 0.5, progress: bool = True,
+                     settings: dict[str, Any] | None = None, service: Any = None) -> dict[str, Any]:
+    """Import ``path`` unlabelled into the library ``db`` (photos already there are skipped), then annotate
+    it as :class:`AnnotatorSim` does; returns the report, with the import's seconds."""
+    from storage import IndexStore, Library
+
+    from .importer import Importer
+    from .service import Service
+
+    t0 = time.perf_counter()
+    if service is None:
+        lib = Library(db)
+        imp = Importer(lib, IndexStore(lib), annotator="import")
+        imp.run(path, progress=progress)
+        service = Service(lib)
+    import_s = time.perf_counter() - t0
+    if settings:
+        service.set_loop_settings({**service.loop_settings().as_dict(), **settings})
+    truth = folder_truth(service.library, Path(path))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(truth), desc=f"annotating ({method})", unit="face")
+
+    def step(done: int, remaining: int) -> None:
+        if bar is not None:
+            bar.n = len(truth) - remaining
+            bar.set_postfix(decisions=done)
+            bar.refresh()
+
+    sim = AnnotatorSim(service, truth, method, max_decisions, use_batches, cluster_distance, on_step=step)
+    out = sim.run()
+    if bar is not None:
+        bar.close()
+    out["import_seconds"] = round(import_s, 2)
+    return out
