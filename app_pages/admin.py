@@ -1,17 +1,10 @@
-"""Admin: run a round, loop settings, round history and plots, backbone swap, export."""
+"""Admin: run a round, loop settings and face quality, round history and plots, backbone swap, export."""
 from __future__ import annotations
-
-import dataclasses
 
 import pandas as pd
 import streamlit as st
 
-from app_pages import common
-from aspl.engine.base import CLASSIFIERS
-from aspl.engine.engines import ASPL_QUERIES, CEAL_CRITERIA, METHOD_NAMES, METHODS, VARIANTS
-from aspl.service import LoopSettings
-
-CHOICES = {"query_measure": list(ASPL_QUERIES), "criterion": list(CEAL_CRITERIA), "classifier": list(CLASSIFIERS)}
+from app_pages import common, loop_settings
 
 svc = common.service()
 st.title("Admin")
@@ -28,6 +21,7 @@ with tab_loop:
                  help="Train on the human labels, write auto-labels, rank the faces to ask next."):
         common.guarded(svc.start_round, who)
         st.rerun()
+    loop_settings.loop_status(svc)
     job = common.job_status("round")
     if job is not None and job.status == "done" and job.result:
         r = job.result
@@ -41,51 +35,9 @@ with tab_loop:
         elif ft:
             st.info(f"Fine-tuning skipped: {ft['reason']}")
 
-    loop = svc.loop_settings()
-    st.markdown("#### Loop settings")
-    method = st.selectbox("Method", METHOD_NAMES, index=list(METHOD_NAMES).index(loop.method), key="loop_method")
-    base = VARIANTS[method][0] if method in VARIANTS else method
-    fields = dataclasses.fields(METHODS[base].settings_class)
-    defaults = METHODS[base].settings_class()
-    with st.form("loop_settings"):
-        cols = st.columns(3)
-        engine: dict = {}
-        shown = [f for f in fields if f.name != "random_state"
-                 and not (method in VARIANTS and f.name in VARIANTS[method][1])]
-        for i, f in enumerate(shown):
-            default = getattr(defaults, f.name)
-            cur = loop.engine.get(f.name, default) if base == (VARIANTS.get(loop.method, (loop.method,))[0]) \
-                else default
-            with cols[i % 3]:
-                if f.name in CHOICES:
-                    engine[f.name] = st.selectbox(f.name, CHOICES[f.name], index=CHOICES[f.name].index(cur))
-                elif isinstance(default, bool):
-                    engine[f.name] = st.checkbox(f.name, value=bool(cur))
-                elif isinstance(default, int):
-                    engine[f.name] = int(st.number_input(f.name, value=int(cur), step=1))
-                elif isinstance(default, float):
-                    engine[f.name] = float(st.number_input(f.name, value=float(cur), format="%.4g"))
-                else:
-                    engine[f.name] = st.text_input(f.name, value=str(cur))
-        st.markdown("App")
-        a1, a2, a3, a4, a5 = st.columns(5)
-        lease = a1.number_input("lease seconds", value=float(loop.lease_seconds), min_value=1.0)
-        rnd = a2.number_input("review: random", value=int(loop.review_random), min_value=0, step=1)
-        lowc = a3.number_input("review: lowest", value=int(loop.review_low), min_value=0, step=1)
-        bsz = a4.number_input("batch size", value=int(loop.batch_size), min_value=1, step=1)
-        sim = a5.number_input("cluster similarity", value=float(loop.cluster_similarity), min_value=-1.0,
-                              max_value=1.0, format="%.3f")
-        center = st.checkbox("centre embeddings (subtract the mean before the classifiers)", value=loop.center,
-                             key="loop_center")
-        if engine.get("finetune_every") and not svc.backbone_is_trainable():
-            st.caption(f"{svc.backbone} is frozen: rounds will skip fine-tuning (swap to a trainable backbone "
-                       f"on the Backbone tab to fine-tune).")
-        if st.form_submit_button("Save settings"):
-            changed = {k: v for k, v in engine.items() if v != getattr(defaults, k)}
-            new = LoopSettings(method, changed, float(lease), int(rnd), int(lowc), int(bsz), float(sim),
-                               bool(center))
-            if common.guarded(svc.set_loop_settings, new, who, ok="Settings saved.", inline=True) is not None:
-                st.rerun()
+    loop_settings.loop_settings_form(svc, who)
+    loop_settings.face_quality_form(svc, who)
+
 
 # ----------------------------------------------------------------- history
 def _chart(df: pd.DataFrame, cols: list[str], domain: tuple[float, float] | None = None) -> None:
@@ -136,10 +88,16 @@ with tab_backbone:
     if choice and not pre.get(choice):
         st.warning(f"{choice} has no pretrained weights here: its embeddings would be random features.")
     busy = svc.jobs.running("backbone") is not None or svc.jobs.running("import") is not None
+    force = False
+    if choice and svc.backbone_is_untrained(choice):
+        st.warning(f"{choice} has no pretrained weights here: its embeddings would not tell people apart, and the "
+                   "next round would replace the current auto-labels with ones learnt from them. Swap only to "
+                   "fine-tune it.")
+        force = st.checkbox("Swap anyway", key="swap_force")
     if st.button("Re-embed the library and swap", disabled=not choice or busy, key="swap"):
-        common.guarded(svc.start_backbone_swap, choice, who)
+        common.guarded(svc.start_backbone_swap, choice, who, force=force)
         st.rerun()
-    job = common.job_status("backbone")
+    job = common.job_status("backbone", unit="faces")
     if job is not None and job.status == "done" and job.result:
         st.success(f"Now using {job.result['backbone']} ({job.result['embedded']} faces embedded).")
     st.caption("The current backbone and its index keep serving until every face is embedded with the new one.")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import common, namebox
+from app_pages import common, loopview, namebox
 from aspl.service import SCOPE_ANNOTATE
 
 svc = common.service()
@@ -40,6 +40,14 @@ def _not_face(face_id: int) -> None:
     marked = common.guarded(svc.not_face, face_id, who)
     if marked:
         common.flash("success", f"Face #{face_id} marked as not a face")
+    elif marked is False:
+        common.flash("info", f"Face #{face_id} has another annotator's label: sent to Review for a decision")
+
+
+def _stranger(face_id: int) -> None:
+    marked = common.guarded(svc.stranger, face_id, who)
+    if marked:
+        common.flash("success", f"Face #{face_id} marked as a stranger")
     elif marked is False:
         common.flash("info", f"Face #{face_id} has another annotator's label: sent to Review for a decision")
 
@@ -92,8 +100,9 @@ def one_face() -> None:
         if not svc.has_faces():
             st.info("The library has no faces yet: import photos on the Import page.")
         else:
-            st.success("Every face has a label. Run a round (Admin) or import more photos.")
+            loopview.nothing_to_ask(svc, who)
         _undo_button()
+        loopview.hidden_faces_panel(svc, who)
         common.keyboard({"u": "kb_u"}, "done")
         return
     st.session_state["_shown_face"] = face_id
@@ -130,15 +139,21 @@ def one_face() -> None:
                      key="kb_new", accept_new_options=True, placeholder="type a name and press Enter",
                      on_change=_new_person, args=(face_id,))
         asked = namebox.pending(f"kb_new:{face_id}", _name_face)
-        c1, c2, c3 = st.columns(3)
-        c1.button("**X** · Not a face", key="kb_x", on_click=_not_face, args=(face_id,), width="stretch")
-        c2.button("**S** · Skip", key="kb_s", on_click=_skip, args=(face_id,), width="stretch")
-        with c3:
+        c1, c2, c3, c4 = st.columns(4)
+        c1.button("**G** · Stranger", key="kb_g", on_click=_stranger, args=(face_id,), width="stretch",
+                  help="A real face that nobody needs named: a bystander, a face in the crowd or on a poster. "
+                       "It stays a face (exports list it) but is never asked again or trained on.")
+        c2.button("**X** · Not a face", key="kb_x", on_click=_not_face, args=(face_id,), width="stretch",
+                  help="The detector was wrong: no face here (a pattern, a hand, an object). It leaves the faces.")
+        c3.button("**S** · Skip", key="kb_s", on_click=_skip, args=(face_id,), width="stretch",
+                  help="Not sure: put it aside until the next round (others may still get it).")
+        with c4:
             _undo_button()
-        st.caption(f"{svc.remaining()} face(s) still need a person. Keys: 1-5 confirm, N name, X not a face, "
+        st.caption(loopview.progress_caption(svc) + " Keys: 1-5 confirm, N name, G stranger, X not a face, "
                    "S skip, U undo, Esc leaves the name box.")
+    loopview.hidden_faces_panel(svc, who)
     keys = {str(i): f"kb_{i}" for i in range(1, len(sugg) + 1)}
-    keys.update({"n": "kb_new", "x": "kb_x", "s": "kb_s", "u": "kb_u"})
+    keys.update({"n": "kb_new", "g": "kb_g", "x": "kb_x", "s": "kb_s", "u": "kb_u"})
     keys.update(asked)
     common.keyboard(keys, face_id)
 

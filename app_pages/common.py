@@ -216,8 +216,9 @@ def guarded(fn: Callable[..., Any], *args: Any, ok: str | None = None, inline: b
 
 
 # --------------------------------------------------------------------- jobs
-def job_status(kind: str) -> Any:
-    """Draw the latest ``kind`` job: a live progress bar while it runs, its outcome after. Returns the job."""
+def job_status(kind: str, unit: str = "") -> Any:
+    """Draw the latest ``kind`` job: a live progress bar while it runs (rate and time left in ``unit``s when
+    given, see :meth:`aspl.jobs.Job.describe`), its outcome after. Returns the job."""
     svc = service()
     job = svc.jobs.latest(kind)
     if job is None:
@@ -228,7 +229,7 @@ def job_status(kind: str) -> Any:
             j = svc.jobs.get(job.id)
             if j is None or not j.running:
                 st.rerun()
-            st.progress(j.fraction, text=f"{j.label}: {j.message or 'starting…'} ({j.seconds:.0f} s)")
+            st.progress(j.fraction, text=j.describe(unit))
 
         _poll()
     elif job.status == "failed":

@@ -8,6 +8,7 @@ import streamlit as st
 
 from app_pages import common
 from aspl.imageio import IMAGE_EXTENSIONS
+from aspl.jobs import format_duration
 
 svc = common.service()
 st.title("Import photos")
@@ -50,12 +51,33 @@ with tab_upload:
                     common.flash("warning", "No image files in the upload.")
                 st.rerun()
 
-job = common.job_status("import")
+
+def _code(text: str) -> str:
+    """A file name as inline code (underscores and stars stay as they are)."""
+    return "`" + text.replace("`", "'") + "`"
+
+
+def _named_files(title: str, count: int, items: list[str]) -> None:
+    """``count`` files under ``title``: the first ones (markdown ``items``), the rest as a count."""
+    if not count:
+        return
+    lines = [f"- {x}" for x in items]
+    if count > len(items):
+        lines.append(f"- … and {count - len(items)} more")
+    st.markdown(f"**{title}: {count}**\n\n" + "\n".join(lines))
+
+
+job = common.job_status("import", unit="files")
 if job is not None and job.status == "done" and job.result:
     s = job.result["summary"]
-    st.success(f"Imported {s['imported']} photo(s) with **{s['faces']} face(s)** in {s['seconds']:.1f} s "
-               f"({s['duplicates']} already in the library, {s['without_faces']} without a face"
+    st.success(f"Imported {s['imported']} photo(s) with **{s['faces']} face(s)** from {s['files']} image file(s) "
+               f"in {format_duration(s['seconds'])} ({s['duplicates']} already in the library, "
+               f"{s['without_faces']} without a face, {sum(s['rejected'].values())} rejected"
                + (f", {s['seed_labels']} seed labels" if s["seed_labels"] else "") + ").")
+    _named_files("Photos without a face", s["without_faces"], [_code(n) for n in s.get("without_face_files", [])])
+    _named_files("Already in the library (not imported again)", s["duplicates"],
+                 [_code(d["file"]) + (f" (same photo as {_code(d['same_as'])})" if d.get("same_as") else "")
+                  for d in s.get("duplicate_files", [])])
     rej = job.result["rejected_files"]
     up = st.session_state.get("upload_rejected") or []
     if rej or up or s["skipped_other_types"]:

@@ -316,6 +316,7 @@ def run_annotate_sim(path: str | Path, db: str | Path, method: str = "aspl", max
         imp.run(path, progress=progress)
         service = Service(lib)
     import_s = time.perf_counter() - t0
+    service.library.set_face_quality(*service.library.face_quality())  # today's thresholds on every face
     if settings:
         service.set_loop_settings({**service.loop_settings().as_dict(), **settings})
     truth = folder_truth(service.library, Path(path))

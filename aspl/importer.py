@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int, str], None]
 
+LISTED_FILES = 20  # how many files without a face / already in the library a summary names (the counts are exact)
+
 
 @dataclass
 class ImportSummary:
@@ -46,11 +48,35 @@ class ImportSummary:
     rejected: Counter = field(default_factory=Counter)
     skipped_other_types: int = 0
     seconds: float = 0.0
+    without_face_files: list = field(default_factory=list)  # the first LISTED_FILES, relative to the import path
+    duplicate_files: list = field(default_factory=list)  # the first LISTED_FILES: {"file", "same_as"}
 
     def as_dict(self) -> dict:
         d = dict(self.__dict__)
         d["rejected"] = dict(self.rejected)
+        d["without_face_files"] = list(self.without_face_files)
+        d["duplicate_files"] = [dict(x) for x in self.duplicate_files]
         return d
+
+    def note_duplicate(self, file: str, same_as: str | None) -> None:
+        """Count a photo the library holds already (named while fewer than :data:`LISTED_FILES` are)."""
+        self.duplicates += 1
+        if len(self.duplicate_files) < LISTED_FILES:
+            self.duplicate_files.append({"file": file, "same_as": same_as})
+
+    def progress_message(self, done: int, total: int) -> str:
+        """One line for a progress bar: files done, faces found, rejected, duplicates, photos without a face."""
+        return (f"{done}/{total} files · {self.faces} faces found · {sum(self.rejected.values())} rejected · "
+                f"{self.duplicates} already in the library · {self.without_faces} without a face")
+
+
+def shown_path(file: Path, root: Path) -> str:
+    """``file`` as a summary names it: relative to the import path (its own name when that is the file)."""
+    try:
+        rel = file.relative_to(root)
+    except ValueError:
+        return display_path(file)
+    return display_path(file.name if rel == Path(".") else rel)
 
 
 class ImportPathError(ValueError):
@@ -168,20 +194,23 @@ class Importer:
         s = ImportSummary(files=len(files), skipped_other_types=other)
         index = self.indexes.get(self.backbone, dim=self.embedder.info.embedding_dim)
         bar = tqdm(total=len(files), desc="importing", unit="photo", disable=not progress)
+        if on_progress:
+            on_progress(0, len(files), s.progress_message(0, len(files)))
         try:
             for i in range(0, len(files), self.batch_size):
                 self._batch(files[i:i + self.batch_size], root, labels_from_folders, s, index)
                 bar.update(len(files[i:i + self.batch_size]))
                 bar.set_postfix(faces=s.faces, rejected=sum(s.rejected.values()))
                 if on_progress:
-                    on_progress(min(i + self.batch_size, len(files)), len(files),
-                                f"{s.imported} photos, {s.faces} faces, {sum(s.rejected.values())} rejected")
+                    done = min(i + self.batch_size, len(files))
+                    on_progress(done, len(files), s.progress_message(done, len(files)))
         finally:
             bar.close()
             self.indexes.save(self.backbone)  # also on Ctrl-C: what is committed gets indexed
             s.seconds = time.perf_counter() - t0
             self.library.log_event("import", self.annotator, path=display_path(root), backbone=self.backbone,
-                                   **{k: v for k, v in s.as_dict().items() if k != "seconds"})
+                                   **{k: v for k, v in s.as_dict().items()
+                                      if k not in ("seconds", "without_face_files", "duplicate_files")})
         return s
 
     def _reject(self, s: ImportSummary, f: Path, sha: str | None, size: int, reason: str, detail: str) -> None:
@@ -199,8 +228,9 @@ class Importer:
                     raise BadImageError(f, REASON_OUTSIDE, f"it leads to {display_path(real)}")
                 size = os.fstat(fh.fileno()).st_size
                 sha = sha256_file(fh)
-                if self.library.image_by_sha(sha) is not None:
-                    s.duplicates += 1
+                existing = self.library.image_by_sha(sha)
+                if existing is not None:
+                    s.note_duplicate(shown_path(f, root), existing["path"])
                     return None
                 img = load_image(f, fileobj=fh)
             check_dimensions(f, img.width, img.height, min_side=getattr(self.detector, "min_face_size", 1))
@@ -266,11 +296,13 @@ class Importer:
             _, face_ids = self.library.add_image(p.file, p.sha, p.size, p.img.width, p.img.height, new,
                                                  annotator=self.annotator)
             if not face_ids and new:  # stored meanwhile by another importer
-                s.duplicates += 1
+                s.note_duplicate(shown_path(p.file, root), None)
                 continue
             s.imported += 1
             s.faces += len(face_ids)
             s.without_faces += int(not faces)
+            if not faces and len(s.without_face_files) < LISTED_FILES:
+                s.without_face_files.append(shown_path(p.file, root))
             s.seed_labels += int(star is not None)
             if face_ids:
                 index.add(np.array(face_ids, np.int64), np.stack([v.embeddings[self.backbone] for v in new]))

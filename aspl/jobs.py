@@ -22,6 +22,16 @@ ProgressFn = Callable[[int, int, str], None]
 JOB_STATES = ("running", "done", "failed")
 
 
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``3 min 05 s``, ``2 h 07 min``."""
+    s = max(0, int(round(seconds)))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
 class JobBusyError(RuntimeError):
     """A job of the same kind is already running."""
 
@@ -42,6 +52,7 @@ class Job:
     started: float = field(default_factory=time.time)
     finished: float | None = None
     _thread: threading.Thread | None = field(default=None, repr=False)
+    _since: tuple[float, int, int] | None = field(default=None, repr=False)  # (time, done, total) of the count's start
 
     @property
     def running(self) -> bool:
@@ -58,10 +69,39 @@ class Job:
     def seconds(self) -> float:
         return (self.finished or time.time()) - self.started
 
+    @property
+    def rate(self) -> float | None:
+        """Items done per second since the current total was first reported (None until one is done)."""
+        if self._since is None:
+            return None
+        t0, d0, _ = self._since
+        dt, n = (self.finished or time.time()) - t0, self.done - d0
+        return n / dt if n > 0 and dt > 0 else None
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at the current :attr:`rate` (None while it is unknown or after the job ended)."""
+        r = self.rate
+        return max(0.0, (self.total - self.done) / r) if r and self.running else None
+
+    def describe(self, unit: str = "") -> str:
+        """The progress line a page shows: label and message; with ``unit`` (what ``done`` counts, e.g.
+        ``files``) also the rate and the time left once they can be measured; then the time spent."""
+        parts = [f"{self.label}: {self.message or 'starting…'}"]
+        rate = self.rate
+        if unit and rate:
+            parts.append(f"{rate:.2g} {unit}/s" if rate < 10 else f"{rate:.0f} {unit}/s")
+            if self.eta is not None:
+                parts.append(f"about {format_duration(self.eta)} left")
+        parts.append(f"{format_duration(self.seconds)} so far")
+        return " · ".join(parts)
+
     def progress(self, done: int, total: int, message: str = "") -> None:
         self.done, self.total = int(done), int(total)
         if message:
             self.message = message
+        if self.total and (self._since is None or self._since[2] != self.total):  # a new count (phase) starts
+            self._since = (time.time(), self.done, self.total)
 
     def wait(self, timeout: float | None = None) -> "Job":
         """Block until the job ends (tests, CLI)."""

@@ -48,14 +48,47 @@ def sim(folder: Path, db: Path, *args: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def run_slice(work: Path, name: str, people: int | None, photos: int | None, seed: int) -> list[dict]:
-    folder = make_slice(work / f"{name}-s{seed}", people, photos, seed)
+def cluster_purity(folder: Path, db: Path, thresholds=(0.5, 0.6, 0.7)) -> dict[str, float]:
+    """Purity of the Batch tab's groups (:func:`aspl.service.batch.similarity_groups`, 12 groups of <= 24)
+    over every face of a freshly imported library: the share of grouped faces that are their group's
+    majority answer (a person, or "stranger")."""
+    from collections import Counter
+
+    from aspl.annotate_sim import folder_truth
+    from aspl.service.batch import similarity_groups
+    from storage import Library
+
+    with Library(db) as lib:
+        truth = folder_truth(lib, folder)
+        ids, X = lib.embeddings(lib.get_setting("backbone"))
+    out = {}
+    for t in thresholds:
+        groups = similarity_groups(ids, X, t, 24, 12)
+        n = sum(len(g.face_ids) for g in groups)
+        maj = sum(Counter(truth.get(f) for f in g.face_ids).most_common(1)[0][1] for g in groups)
+        out[str(t)] = round(maj / n, 4) if n else None
+    return out
+
+
+def run_slice(work: Path, name: str, people: int | None, photos: int | None, seed: int,
+              reuse: bool = False, import_only: bool = False) -> list[dict]:
+    """Import the slice (or reuse its pristine library with ``reuse``), then run every method on a copy."""
+    folder = work / f"{name}-s{seed}"
+    if not (reuse and folder.exists()):
+        make_slice(folder, people, photos, seed)
     pristine = work / f"{name}-s{seed}.lib"
-    if pristine.exists():
-        shutil.rmtree(pristine)
+    done = pristine / ".imported"
     t0 = time.perf_counter()
-    sim(folder, pristine, "--max-decisions", "0")  # import only
-    import_s = time.perf_counter() - t0
+    if not (reuse and done.exists()):
+        if pristine.exists():
+            shutil.rmtree(pristine)
+        sim(folder, pristine, "--max-decisions", "0")  # import only
+        done.write_text(str(time.perf_counter() - t0))
+    import_s = float(done.read_text())
+    if import_only:
+        return []
+    purity = cluster_purity(folder, pristine)
+    print(json.dumps({"slice": name, "seed": seed, "group_purity": purity}), flush=True)
     rows = []
     runs = [("aspl", ())] + [("cluster", ("--cluster-distance", str(d))) for d in CLUSTER_DISTANCES]
     for method, extra in runs:
@@ -64,7 +97,7 @@ def run_slice(work: Path, name: str, people: int | None, photos: int | None, see
             shutil.rmtree(db)
         shutil.copytree(pristine, db)
         r = sim(folder, db, "--method", method, *extra)
-        r.update(slice=name, seed=seed, import_seconds=round(import_s, 1),
+        r.update(slice=name, seed=seed, import_seconds=round(import_s, 1), group_purity=purity,
                  cluster_distance=float(extra[1]) if extra else None)
         rows.append(r)
         print(json.dumps({k: r[k] for k in ("slice", "seed", "method", "cluster_distance", "faces", "decisions",
@@ -77,7 +110,7 @@ def table(rows: list[dict]) -> str:
     """Markdown: per slice and seed, the app's flow vs the best cluster threshold."""
     out = ["| slice | seed | faces (strangers) | aspl decisions (per face) | cluster best decisions (per face, "
            "distance) | aspl auto-labels (precision) | suggestion top-1 | aspl keystrokes | cluster keystrokes | "
-           "wrong left (aspl) | rounds |", "|" + "---|" * 11]
+           "wrong left (aspl) | rounds | group purity at 0.5 / 0.6 / 0.7 |", "|" + "---|" * 12]
     keys = sorted({(r["slice"], r["seed"]) for r in rows}, key=lambda k: (k[0], k[1]))
     for sl, seed in keys:
         a = next(r for r in rows if (r["slice"], r["seed"], r["method"]) == (sl, seed, "aspl"))
@@ -88,7 +121,8 @@ def table(rows: list[dict]) -> str:
         out.append(f"| {sl} | {seed} | {a['faces']} ({a['strangers_true']}) | {a['decisions']} "
                    f"({a['decisions_per_face']:.3f}) | {c['decisions']} ({c['decisions_per_face']:.3f}, "
                    f"{c['cluster_distance']}) | {a['auto_labels']} ({prec}) | {top1} | {a['keystrokes']} | "
-                   f"{c['keystrokes']} | {a['wrong_labels_left']} | {a['rounds']} |")
+                   f"{c['keystrokes']} | {a['wrong_labels_left']} | {a['rounds']} | "
+                   + " / ".join("-" if v is None else f"{v:.1%}" for v in a["group_purity"].values()) + " |")
     return "\n".join(out)
 
 
@@ -97,6 +131,8 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=Path("/tmp/aspl-effort"))
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "effort.md")
     ap.add_argument("--quick", action="store_true", help="only the ~100-face slices")
+    ap.add_argument("--reuse", action="store_true", help="reuse slices already imported under --work")
+    ap.add_argument("--import-only", action="store_true", help="only import the slices (for a later --reuse)")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     slices = [("100-faces", 10, 10, s) for s in (0, 1, 2)]
@@ -105,7 +141,9 @@ def main() -> int:
     rows: list[dict] = []
     t0 = time.perf_counter()
     for name, people, photos, seed in slices:
-        rows += run_slice(args.work, name, people, photos, seed)
+        rows += run_slice(args.work, name, people, photos, seed, args.reuse, args.import_only)
+    if args.import_only:
+        return 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
     args.out.write_text(f"# Effort benchmark (`bench/effort_bench.py`, {time.perf_counter() - t0:.0f} s)\n\n"

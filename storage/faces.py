@@ -151,6 +151,23 @@ class FacesMixin(_Host):
                             [min_px, min_prob, min_px, min_prob])
             return int(self._one("SELECT n FROM counts WHERE key = 'faces:hidden'") or 0)
 
+    def count_below_quality(self, min_px: float, min_prob: float) -> int:
+        """How many faces (status ok) thresholds ``(min_px, min_prob)`` would hide (nothing is changed)."""
+        return int(self._one("SELECT COUNT(*) FROM faces WHERE status = 'ok' AND (MIN(x2 - x1, y2 - y1) < ? "
+                             "OR prob < ?)", [float(min_px), float(min_prob)]) or 0)
+
+    def set_face_hidden(self, face_id: int, hidden: bool, actor: str | None = None) -> bool:
+        """Hide or show one face whatever the thresholds say (a person's decision: "name it anyway"); returns
+        whether it was hidden before. Applying the thresholds again (:meth:`set_face_quality`) re-hides it."""
+        with self.transaction():
+            old = self._one("SELECT hidden FROM faces WHERE id = ?", [face_id])
+            if old is None:
+                raise NotFoundError(f"face {face_id} not found")
+            if bool(old) != bool(hidden):
+                self.db.execute("UPDATE faces SET hidden = ? WHERE id = ?", [int(bool(hidden)), face_id])
+                self.log_event("face_hidden" if hidden else "face_unhidden", actor, face_id=face_id)
+            return bool(old)
+
     def hidden_face_ids(self, limit: int = 1000) -> list[int]:
         """Faces hidden by the quality thresholds (status ok), smallest first."""
         return [r[0] for r in self.db.execute(

@@ -66,8 +66,8 @@ def test_round_history_settings_and_export(root, monkeypatch):
     next(n for n in at.number_input if n.label == "lambda_start").set_value(0.0)
     next(b for b in at.button if b.label == "Save settings").click().run()
     assert "pace needs 0 < start" in texts(at)
-    next(n for n in at.number_input if n.label == "lambda_start").set_value(0.2)
-    next(n for n in at.number_input if n.label == "query_size").set_value(7)
+    next(n for n in at.number_input if n.label == "lambda_start").set_value(0.2)  # under "Advanced"
+    at.number_input(key="loop_query_size").set_value(7)
     next(b for b in at.button if b.label == "Save settings").click().run()
     assert not at.exception
     loop = service().loop_settings()
@@ -82,3 +82,66 @@ def test_round_history_settings_and_export(root, monkeypatch):
     assert len(pd.read_csv(csv_path)) == n == len(pd.read_parquet(csv_path.with_suffix(".parquet")))
     at.button(key="logout").click().run()
     assert "Log in" in texts(at)
+
+
+def test_loop_settings_have_plain_labels_help_and_keep_what_is_not_changed(root, monkeypatch):
+    at = page(app_test(monkeypatch, root), "admin")
+    svc = service()
+    svc.set_loop_settings({**svc.loop_settings().as_dict(), "queue_low": 9}, "admin")
+    at.run()
+    labels = {n.key: (n.label, n.proto.help) for n in at.number_input if n.key and n.key.startswith("loop_")}
+    assert labels["loop_round_every"][0] == "Start a round after this many answers"
+    assert "0 = only by hand" in labels["loop_round_every"][1]
+    assert labels["loop_auto_trust"][0] == "Never ask about auto-labels above this confidence"
+    assert labels["loop_query_size"][0] == "Questions per round" and labels["loop_min_labels"][1]
+    for key in ("loop_lease", "loop_queue_low", "loop_review_random", "loop_review_low", "loop_batch_size",
+                "loop_cluster_similarity"):
+        assert labels[key][1], key  # every named setting explains itself
+    assert at.selectbox(key="loop_method").value == "aspl-margin"
+    assert any(o.startswith("aspl-margin: ") and o.endswith("closest (default)")
+               for o in at.selectbox(key="loop_method").options)  # methods say what they do
+    at.number_input(key="loop_round_every").set_value(0)
+    at.number_input(key="loop_auto_trust").set_value(0.95)
+    at.number_input(key="loop_cluster_similarity").set_value(0.9)
+    next(b for b in at.button if b.label == "Save settings").click().run()
+    assert not at.exception and "Settings saved." in texts(at)
+    loop = svc.loop_settings()
+    assert (loop.round_every, loop.auto_trust, loop.cluster_similarity) == (0, 0.95, 0.9)
+    assert loop.queue_low == 9 and loop.method == "aspl-margin"  # untouched settings are kept
+    assert "rounds start only by hand" in texts(at)
+    at.selectbox(key="loop_method").set_value("ceal").run()
+    assert next(n for n in at.number_input if n.label == "temperature")  # CEAL's own settings under Advanced
+    assert at.number_input(key="loop_query_size").value == loop.engine.get("query_size", 20)
+    next(b for b in at.button if b.label == "Save settings").click().run()
+    assert service().loop_settings().method == "ceal"
+
+
+def test_face_quality_previews_and_applies_the_thresholds(root, monkeypatch):
+    at = page(app_test(monkeypatch, root), "admin")
+    svc = service()
+    assert at.button(key="quality_apply").label == "Apply: hide 0 face(s)"
+    assert "Now: **0** face(s) hidden" in texts(at)
+    assert "shorter side" in at.number_input(key="quality_min_px").proto.help
+    at.number_input(key="quality_min_px").set_value(100.0).run()  # synthetic faces are 60 px
+    assert at.button(key="quality_apply").label == "Apply: hide 32 face(s)" and not svc.hidden_faces()
+    at.button(key="quality_apply").click().run()
+    assert not at.exception and "Thresholds applied: 32 face(s) hidden now." in texts(at)
+    assert "Now: **32** face(s) hidden (stored thresholds: 100 px, probability 0)." in texts(at)
+    assert len(svc.hidden_faces()) == 32 and svc.face_quality()["min_px"] == 100
+    at.run()
+    assert "Every face is named, a stranger or hidden." in texts(at)  # the loop's line (drawn above the form)
+    assert at.number_input(key="quality_min_px").value == 100.0
+    at.number_input(key="quality_min_px").set_value(0.0).run()
+    at.number_input(key="quality_min_prob").set_value(0.5).run()
+    at.button(key="quality_apply").click().run()
+    assert "Thresholds applied: 0 face(s) hidden now." in texts(at) and not svc.hidden_faces()
+
+
+def test_swap_to_an_untrained_backbone_warns_and_needs_swap_anyway(root, monkeypatch):
+    at = app_test(monkeypatch, root)
+    page(at, "admin")
+    at.selectbox(key="swap_to").set_value("lrcn-small").run()
+    assert "has no pretrained weights here" in texts(at)
+    at.button(key="swap").click().run()
+    assert "swap anyway" in texts(at) and service().jobs.latest("backbone") is None
+    assert service().backbone == "synthetic"

@@ -241,3 +241,103 @@ def test_batch_name_question_can_create_the_new_person_or_cancel(at, monkeypatch
     assert at.button(key="batch_accept").label.endswith("as ada") and not at.button(key="batch_accept").disabled
     at.button(key="batch_accept").click().run()
     assert not at.exception and svc.library.person_id("ada") != svc.library.person_id("Ada Lovelace")
+
+
+# ------------------------------------------------------------------ strangers, the loop's states, hidden faces
+def test_stranger_button_marks_the_face_and_undo_brings_it_back(at):
+    svc = service(at)
+    f = shown(at)
+    g_button = at.button(key="kb_g")
+    assert g_button.label == "**G** · Stranger" and "nobody needs named" in g_button.proto.help
+    assert "no face here" in at.button(key="kb_x").proto.help  # the two answers explain their difference
+    assert key_map(at)[0]["g"] == "kb_g"
+    before = svc.remaining()
+    t = texts(at)
+    assert f"**{before}** face(s) still need a person: no name, auto-label, stranger or not-a-face mark" in t
+    every = svc.loop_settings().round_every
+    assert f"The next round starts by itself after {every} more answer(s)." in t  # no answer yet
+    g_button.click().run()
+    assert not at.exception and f"Face #{f} marked as a stranger" in texts(at)
+    assert svc.library.face(f)["status"] == "stranger" and shown(at) != f
+    assert svc.remaining() == before - 1 and f"**{before - 1}** face(s) still need a person" in texts(at)
+    assert f"after {every - 1} more answer(s)" in texts(at)
+    at.button(key="kb_u").click().run()
+    assert shown(at) == f and svc.library.face(f)["status"] == "ok" and svc.remaining() == before
+
+
+def test_done_state_names_what_the_faces_are(tmp_path, monkeypatch):
+    lib, truth = build_synthetic(tmp_path / "lib", n_people=2, per_person=3, human_per_person=2)
+    lib.close()
+    at = app_test(monkeypatch, tmp_path / "lib")
+    svc = service(at)
+    open_ = [f for f in truth if f not in {r["face_id"] for r in svc.library.label_rows(("human",))}]
+    svc.stranger(open_[0], "bob")
+    svc.confirm(open_[1], svc.library.person_id(truth[open_[1]]), "bob")
+    at.run()
+    t = texts(at)
+    assert not at.exception and "**Done: every face is named, a stranger or hidden.**" in t, t
+    assert "6 face(s): 5 named by people, 0 auto-labelled, 1 stranger(s), 0 hidden; 2 people." in t
+    assert not [b for b in at.button if b.key in ("kb_g", "kb_x", "ann_round")]
+
+
+def test_a_running_round_then_no_free_face_offers_to_start_one(tmp_path, monkeypatch):
+    import threading
+
+    lib, truth = build_synthetic(tmp_path / "lib", n_people=2, per_person=3, human_per_person=1)
+    named = {r["face_id"] for r in lib.label_rows(("human",))}
+    for f in truth:  # another annotator holds every open face
+        if f not in named:
+            lib.lease(f, "bob", 600)
+    lib.close()
+    at = app_test(monkeypatch, tmp_path / "lib", role="annotator")
+    svc = service(at)
+    gate = threading.Event()
+    job = svc.jobs.submit("round", "labelling round", lambda progress: gate.wait(30))
+    try:
+        at.run()
+        t = texts(at)
+        assert not at.exception and "**A round is running: new questions soon.** 4 face(s) still need a person" in t
+        assert at.button(key="ann_check") and not [b for b in at.button if b.key == "ann_round"]
+    finally:
+        gate.set()
+    job.wait(10)
+    at.run()
+    t = texts(at)
+    assert "**4 face(s) still need a person, but none is free for you right now**" in t, t
+    assert f"The next round starts by itself after {svc.loop_settings().round_every} more answer(s)." in t
+    rounds = len(svc.rounds())
+    at.button(key="ann_round").click().run()  # an annotator starts a round: no Admin page needed
+    assert not at.exception and "Round started" in texts(at)
+    svc.jobs.latest("round").wait(60)
+    assert len(svc.rounds()) == rounds + 1
+
+
+def test_hidden_faces_are_shown_on_request_and_one_can_be_named_anyway(tmp_path, monkeypatch):
+    lib, truth = build_synthetic(tmp_path / "lib", human_per_person=1)
+    lib.set_face_quality(100, 0)  # synthetic faces are 60 px: every face hidden
+    lib.close()
+    at = app_test(monkeypatch, tmp_path / "lib")
+    svc = service(at)
+    t = texts(at)
+    assert "**Done: every face is named, a stranger or hidden.**" in t and "32 hidden" in t
+    assert f"{len(truth)} face(s) are smaller or less sure than the library's thresholds" in t
+    assert not [b for b in at.button if b.key and b.key.startswith("unhide_")]  # no crops until asked
+    at.toggle(key="hidden_show").set_value(True).run()
+    shown_ids = [int(b.key.split("_")[1]) for b in at.button if b.key and b.key.startswith("unhide_")]
+    assert shown_ids == svc.hidden_faces(limit=24) and at.button(key="hidden_more").label == "Show more (8 not shown)"
+    at.button(key="hidden_more").click().run()
+    assert len([b for b in at.button if b.key and b.key.startswith("unhide_")]) == 32
+    named = {r["face_id"] for r in svc.library.label_rows(("human",))}
+    f = next(x for x in shown_ids if x not in named)
+    at.button(key=f"unhide_{f}").click().run()
+    assert not at.exception and shown(at) == f and f"Face #{f} is shown anyway: name it now" in texts(at)
+    assert svc.library.face(f)["hidden"] == 0
+    at.button(key="kb_u").click().run()  # undo: hidden again, done again
+    assert svc.library.face(f)["hidden"] == 1 and "**Done: every face is named" in texts(at)
+    at.button(key=f"unhide_{f}").click().run()
+    at.button(key="kb_1").click().run()
+    assert svc.library.face_persons([f]) == {f: svc.library.person_id(truth[f])}
+    assert "**Done: every face is named" in texts(at)
+    g = next(x for x in shown_ids if x in named)  # already named while hidden: it just joins the loop again
+    at.button(key=f"unhide_{g}").click().run()
+    assert f"it is named {truth[g]} already" in texts(at) and svc.library.face(g)["hidden"] == 0

@@ -58,3 +58,46 @@ def test_folder_import_then_zip_upload(tmp_path, monkeypatch, lfw_dev):
     assert {"../../escape.jpg", "readme.md"} <= set(rejected.iloc[:, 0])
     assert "unsafe path in zip" in set(rejected.iloc[:, 1])
     assert not (tmp_path / "escape.jpg").exists() and not (tmp_path / "lib" / "escape.jpg").exists()
+
+
+def test_import_progress_and_a_summary_that_names_the_files(tmp_path, monkeypatch):
+    import shutil
+    import threading
+
+    import app_pages.common as common
+    from importfakes import FakeDetector, FakeEmbedder, photo
+
+    gate = threading.Event()
+    monkeypatch.setattr(common, "get_detector", lambda: FakeDetector(gate))  # no model: fast and exact
+    monkeypatch.setattr(common, "get_embedder", FakeEmbedder)
+    monkeypatch.setenv("ASPL_IMPORT_ROOTS", str(tmp_path / "photos"))
+    src = tmp_path / "photos"
+    first = photo(src / "a_face.png", True, 0)
+    photo(src / "b_face.png", True, 1)
+    for i in range(22):
+        photo(src / f"c_dark_{i:02d}.png", False, 100 + i)
+    shutil.copy(first, src / "z_copy.png")  # read in the second batch: the library has it by then
+    at = page(app_test(monkeypatch, tmp_path / "lib"), "import_page")
+    next(t for t in at.text_input if t.label.startswith("Folder")).set_value(str(src))
+    next(b for b in at.button if b.label == "Import folder").click().run()
+    job = service().jobs.latest("import")
+    try:
+        for _ in range(200):
+            if job.done == 16:
+                break
+            threading.Event().wait(0.05)
+        at.run()
+        bar = at.get("progress")[0].proto.text
+        assert bar.startswith(f"import {src}: 16/25 files · 2 faces found · 0 rejected · 0 already in the library · "
+                              "14 without a face · "), bar
+        assert "files/s · about" in bar and "left ·" in bar and "so far" in bar, bar
+    finally:
+        gate.set()
+    assert job.wait(60).status == "done", job.error
+    at.run()
+    t = texts(at)
+    assert "Imported 24 photo(s) with **2 face(s)** from 25 image file(s)" in t, t
+    assert "1 already in the library, 22 without a face, 0 rejected" in t
+    assert "**Photos without a face: 22**" in t and "- `c_dark_19.png`" in t and "c_dark_20" not in t
+    assert "- … and 2 more" in t
+    assert f"**Already in the library (not imported again): 1**\n\n- `z_copy.png` (same photo as `{first}`)" in t

@@ -32,13 +32,13 @@ def test_swap_reembeds_with_progress_and_old_index_serves_meanwhile(tmp_path):
     fake = FakeEmbedder(gate)
     svc._embedder_factory = lambda name: fake
     f = svc.next_face("alice")
-    job = svc.start_backbone_swap(NEW, "admin")
+    job = svc.start_backbone_swap(NEW, "admin", force=True)  # lrcn-small: random initialisation
     try:
         assert job.running and svc.backbone == "synthetic"
         s = svc.suggestions(f)  # served by the old backbone's index and classifiers
         assert s and s[0].name == truth[f]
         with pytest.raises(Exception, match="already running"):
-            svc.start_backbone_swap(NEW, "admin")
+            svc.start_backbone_swap(NEW, "admin", force=True)
     finally:
         gate.set()
     job.wait(30)
@@ -61,6 +61,18 @@ def test_swap_refuses_unknown_and_current():
     svc.library.set_setting("backbone", NEW)
     with pytest.raises(ServiceError, match="already the library's backbone"):
         svc.start_backbone_swap(NEW)
+
+
+def test_swap_to_a_backbone_without_pretrained_weights_is_refused_unless_forced():
+    svc, truth = synthetic_service(None, human_per_person=2)
+    svc.run_round("admin")
+    autos = svc.library.counts()["labels:auto"]
+    svc._embedder_factory = lambda name: FakeEmbedder()
+    assert svc.backbone_is_untrained(NEW) and not svc.backbone_is_untrained("dlib-resnet")
+    with pytest.raises(ServiceError, match="lrcn-small has no pretrained weights here .*swap anyway"):
+        svc.start_backbone_swap(NEW, "admin")
+    assert svc.jobs.latest("backbone") is None and svc.backbone == "synthetic"
+    assert svc.library.counts()["labels:auto"] == autos  # nothing touched
 
 
 def test_backbone_rows_show_embedded_counts():

@@ -11,7 +11,8 @@ from storage.index import IVF_THRESHOLD, FaceIndex
 from ..engine.loop import ActiveLoop, StateError
 from ..jobs import Job, JobRegistry
 from .errors import ServiceError
-from .settings import LoopSettings
+from .settings import SCOPE_ANNOTATE, LoopSettings
+from .undo import undoable
 
 log = logging.getLogger("aspl.service")
 
@@ -42,6 +43,11 @@ def load_loop(lib: Library, backbone: str) -> ActiveLoop | None:
     except (StateFormatError, StateError) as e:
         log.warning("stored loop state of %s unusable (%s); the next round starts a fresh engine", backbone, e)
         return None
+
+
+@undoable("unhide", lambda p: f"showed hidden face {p['face_id']}")
+def _undo_unhide(svc: Any, lib: Library, p: dict, annotator: str) -> None:
+    lib.set_face_hidden(p["face_id"], True, annotator)
 
 
 class ServiceCore:
@@ -156,9 +162,27 @@ class ServiceCore:
         self._cluster_cache = None
         return n
 
+    def faces_below_quality(self, min_px: float, min_prob: float) -> int:
+        """How many faces these thresholds would hide (a preview: nothing is stored or changed)."""
+        return self.library.count_below_quality(min_px, min_prob)
+
     def hidden_faces(self, limit: int = 1000) -> list[int]:
         """Faces hidden by the quality thresholds, smallest first (to show on request)."""
         return self.library.hidden_face_ids(limit)
+
+    def unhide_face(self, face_id: int, actor: str) -> bool:
+        """Show a hidden face anyway ("name it anyway"): it joins the loop again and is leased to ``actor``, so
+        it is the next face they see on the Annotate page. Undoable there (it is hidden again). Applying the
+        thresholds again re-hides it. Returns False (nothing recorded) if the face was not hidden."""
+        actor = self._check_annotator(actor)
+        with self._lock, self.library.transaction():
+            lib = self.library
+            if not lib.set_face_hidden(face_id, False, actor):
+                return False
+            lib.add_action(actor, SCOPE_ANNOTATE, "unhide", {"face_id": face_id})
+            lib.lease(face_id, actor, self.loop_settings().lease_seconds)
+        self._cluster_cache = None
+        return True
 
     # ------------------------------------------------------------ caches
     def _index(self, backbone: str) -> FaceIndex | None:

@@ -213,8 +213,10 @@ class ImportsMixin:
                 backbone = library_backbone(lib)
                 if not lib.get_setting("backbone"):
                     lib.set_setting("backbone", backbone, annotator)
+                progress(0, 0, f"loading the face detector and the {backbone} backbone")
                 imp = Importer(lib, IndexStore(lib), detector=self._detector(),
                                embedder=self._library_embedder(lib, backbone), annotator=annotator)
+                progress(0, 0, f"listing the photos under {display_path(root)}")
                 s = imp.run(root, labels_from_folders=labels_from_folders, progress=False, on_progress=progress)
                 rejected = [{"path": r["path"], "reason": r["error_reason"], "detail": r["error_detail"]}
                             for r in lib.images(status="rejected", path_prefix=root)]
@@ -224,6 +226,16 @@ class ImportsMixin:
             return out
 
         return self.jobs.submit("import", f"import {display_path(root)}", work, on_done=self._after_write_job)
+
+    def backbone_is_untrained(self, name: str) -> bool:
+        """True when ``name`` would embed with random weights: registered as random initialisation and not
+        fine-tuned in this library."""
+        from models import backbone_info
+
+        from .tuning import finetuned_weights_path
+
+        info = backbone_info(name)
+        return info.weights_source.startswith("random") and finetuned_weights_path(self.library, name) is None
 
     def backbones(self) -> list[dict]:
         """The backbone pool (metadata only), with how many faces each has embedded."""
@@ -235,16 +247,26 @@ class ImportsMixin:
             r["faces_embedded"] = counts.get(r["name"], 0)
         return rows
 
-    def start_backbone_swap(self, name: str, actor: str = "admin") -> Job:
+    def start_backbone_swap(self, name: str, actor: str = "admin", force: bool = False) -> Job:
         """Re-embed the library with ``name`` in the background; the current backbone (and its index)
-        serves until every face is embedded, then the ``backbone`` setting switches."""
-        from models import list_backbones
+        serves until every face is embedded, then the ``backbone`` setting switches.
+
+        A backbone with no pretrained weights (random initialisation, not fine-tuned in this library) is
+        refused unless ``force``: its vectors do not tell people apart, and the next round would replace
+        the library's auto-labels with ones learnt from them.
+        """
+        from models import backbone_info, list_backbones
 
         valid = list_backbones()
         if name not in valid:
             raise ValueError(f"unknown backbone {name!r}; valid choices: {', '.join(valid)}")
         if name == self.backbone:
             raise ServiceError(f"{name} is already the library's backbone")
+        if not force and self.backbone_is_untrained(name):
+            raise ServiceError(
+                f"{name} has no pretrained weights here ({backbone_info(name).weights_source}): its embeddings "
+                "would not tell people apart, and the next round would replace the current auto-labels with "
+                "ones learnt from them. Put its weights in place, or swap anyway (force) to fine-tune it.")
         if self.jobs.running("import"):
             raise JobBusyError("an import is running; swap the backbone after it finishes")
 

@@ -1,0 +1,74 @@
+"""The scripted annotator of the effort benchmark: it drives the real service to a finished library, and its
+counts add up."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from apphelpers import synthetic_service
+from aspl.annotate_sim import AnnotatorSim, prominent_faces, unique_prefix
+from aspl.cli import main
+
+
+def _with_strangers(truth: dict[int, str], every: int = 5) -> dict[int, str | None]:
+    return {f: (None if i % every == 0 else n) for i, (f, n) in enumerate(sorted(truth.items()))}
+
+
+@pytest.mark.parametrize("method", ["aspl", "cluster"])
+def test_the_simulated_annotator_finishes_the_library_with_no_wrong_label(method):
+    svc, truth = synthetic_service(None, n_people=4, per_person=10)
+    truth = _with_strangers(truth)
+    if method == "cluster":
+        svc.set_loop_settings({"round_every": 0})
+    out = AnnotatorSim(svc, truth, method, cluster_distance=0.6).run()
+    assert out["faces"] == 40 and out["remaining"] == 0 and out["wrong_labels_left"] == 0
+    assert out["decisions"] == sum(out["decisions_by_kind"].values())
+    assert 0 < out["decisions"] < out["faces"]  # batches and auto-labels save answers on clean clusters
+    assert out["keystrokes"] >= out["decisions"]
+    strangers = {f for f, t in truth.items() if t is None}
+    assert {r["face_id"] for r in svc.library.faces_table("stranger")} == strangers
+    if method == "aspl":
+        assert out["auto_label_precision"] in (None, 1.0)
+    else:
+        assert out["rounds"] == 0 and out["auto_labels"] == 0
+
+
+def test_one_face_at_a_time_rounds_start_by_themselves_and_auto_label_the_rest():
+    svc, truth = synthetic_service(None, n_people=4, per_person=10)
+    out = AnnotatorSim(svc, dict(truth), "aspl", use_batches=False).run()  # (these strangers would be fake)
+    assert out["rounds"] >= 1 and out["rounds_started_by_annotator"] == 0  # started by the answers
+    assert out["auto_labels"] > 0 and out["auto_label_precision"] == 1.0 and out["remaining"] == 0
+    assert out["decisions"] < 40 - out["auto_labels"] + 1
+
+
+def test_a_decision_budget_stops_the_annotator():
+    svc, truth = synthetic_service(None, n_people=4, per_person=10)
+    out = AnnotatorSim(svc, _with_strangers(truth), "aspl", max_decisions=3, use_batches=False).run()
+    assert out["decisions"] == 3 and out["remaining"] > 0
+
+
+def test_helpers_pick_the_prominent_face_and_the_shortest_unique_prefix():
+    faces = [{"face_id": 1, "x1": 0, "y1": 0, "x2": 40, "y2": 40, "width": 200, "height": 200},
+             {"face_id": 2, "x1": 80, "y1": 80, "x2": 120, "y2": 120, "width": 200, "height": 200},
+             {"face_id": 3, "x1": 150, "y1": 150, "x2": 160, "y2": 160, "width": 200, "height": 200}]
+    assert prominent_faces(faces) == 2 and prominent_faces([]) is None
+    assert unique_prefix("Angelina Jolie", ["Angelina Jolie", "Angela Merkel", "Bill Gates"]) == 6  # "angel" still begins "Angela"
+    assert unique_prefix("Bill Gates", ["Angelina Jolie", "Bill Gates"]) == 1
+    with pytest.raises(ValueError, match="valid choices: aspl, cluster"):
+        AnnotatorSim(None, {}, "kmeans")
+
+
+def test_cli_imports_real_photos_and_prints_one_json_report(tmp_path, capsys, lfw_dev):
+    src = tmp_path / "photos"
+    for person in ("Colin_Powell", "Tony_Blair"):
+        (src / person).mkdir(parents=True)
+        for f in sorted((lfw_dev / person).glob("*.jpg"))[:3]:
+            shutil.copy2(f, src / person / f.name)
+    assert main(["annotate-sim", str(src), "--db", str(tmp_path / "lib"), "-q", "--set", "round_every=2"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["faces"] >= 6 and out["people"] == 2 and out["remaining"] == 0
+    assert out["wrong_labels_left"] == 0 and out["decisions"] <= out["faces"]
+    assert {"decisions_by_kind", "keystrokes", "auto_labels", "auto_label_precision", "rounds",
+            "seconds", "import_seconds"} <= set(out)
