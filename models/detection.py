@@ -74,17 +74,19 @@ class FaceDetector:
     Parameters: ``min_face_size`` in pixels of the detection image; ``thresholds``
     of MTCNN's three stages; ``min_prob`` drops weaker detections; images whose
     longer side exceeds ``max_side`` are downscaled for detection (crops are
-    still cut from the full-resolution image).
+    still cut from the full-resolution image); a box covered more than
+    ``max_overlap`` by a more probable one is dropped (:func:`drop_overlapping`).
     """
 
     def __init__(self, min_face_size: int = 20, thresholds: Sequence[float] = (0.6, 0.7, 0.7),
-                 min_prob: float = 0.9, crop_size: int = 160, max_side: int = 1600,
+                 min_prob: float = 0.9, crop_size: int = 160, max_side: int = 1600, max_overlap: float = 0.6,
                  device: str | None = None):
         self.min_face_size = min_face_size
         self.thresholds = tuple(thresholds)
         self.min_prob = min_prob
         self.crop_size = crop_size
         self.max_side = max_side
+        self.max_overlap = max_overlap
         self.device = pick_device(device)
         self._mtcnn = None
 
@@ -138,9 +140,29 @@ class FaceDetector:
                     pts = np.asarray(pts, np.float64) / s
                     faces.append(DetectedFace(tuple(float(v) for v in box), pts.astype(np.float32), float(prob),
                                               align_face(images[i], pts, self.crop_size)))
-                faces.sort(key=lambda f: -f.prob)
-                results[i] = faces
+                results[i] = drop_overlapping(faces, self.max_overlap)
         return results
+
+
+def drop_overlapping(faces: Sequence[DetectedFace], max_overlap: float = 0.6) -> list[DetectedFace]:
+    """``faces`` by decreasing probability, without any face whose box is covered more than ``max_overlap``
+    (intersection over the smaller box's area) by a more probable kept face: MTCNN's own NMS works on
+    intersection over union, so a small box inside a large one on the same face survives it (seen on
+    lfw-dev: two boxes on one face, the same person asked twice)."""
+    kept: list[DetectedFace] = []
+    for f in sorted(faces, key=lambda f: -f.prob):
+        x1, y1, x2, y2 = f.box
+        a = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+        covered = False
+        for k in kept:
+            kx1, ky1, kx2, ky2 = k.box
+            inter = max(0.0, min(x2, kx2) - max(x1, kx1)) * max(0.0, min(y2, ky2) - max(y1, ky1))
+            if inter > max_overlap * max(min(a, k.area), 1e-9):
+                covered = True
+                break
+        if not covered:
+            kept.append(f)
+    return kept
 
 
 def most_prominent(faces: Sequence[DetectedFace], image_size: tuple[int, int]) -> int | None:
