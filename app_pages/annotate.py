@@ -132,9 +132,9 @@ def one_face() -> None:
             t, b = st.columns([1, 5], vertical_alignment="center")
             if s.thumb_face_id is not None:
                 t.image(common.crop(s.thumb_face_id), width=56)
-            kind = "score" if s.source == "classifier" else "similarity"
-            b.button(f"**{i}** · {s.name} — {kind} {s.score:.2f}", key=f"kb_{i}", on_click=_confirm,
-                     args=(face_id, s.person_id, s.name), width="stretch")
+            b.button(f"**{i}** · {s.name} — {s.score:.0%}" + (" (**Enter**)" if i == 1 else ""), key=f"kb_{i}",
+                     on_click=_confirm, args=(face_id, s.person_id, s.name), width="stretch",
+                     help=f"match {s.score:.1%}, from {s.source.replace('+', ' and ')}")
         st.selectbox("**N** · new person or another name", options=svc.person_names(), index=None,
                      key="kb_new", accept_new_options=True, placeholder="type a name and press Enter",
                      on_change=_new_person, args=(face_id,))
@@ -149,10 +149,13 @@ def one_face() -> None:
                   help="Not sure: put it aside until the next round (others may still get it).")
         with c4:
             _undo_button()
-        st.caption(loopview.progress_caption(svc) + " Keys: 1-5 confirm, N name, G stranger, X not a face, "
+        st.caption(loopview.progress_caption(svc) + " Keys: Enter or 1 confirms the top suggestion, 2-5 the "
+                   "others, N name, G stranger, X not a face, "
                    "S skip, U undo, Esc leaves the name box.")
     loopview.hidden_faces_panel(svc, who)
     keys = {str(i): f"kb_{i}" for i in range(1, len(sugg) + 1)}
+    if sugg:
+        keys["enter"] = "kb_1"  # the top suggestion (Enter in the name box still picks a name there)
     keys.update({"n": "kb_new", "g": "kb_g", "x": "kb_x", "s": "kb_s", "u": "kb_u"})
     keys.update(asked)
     common.keyboard(keys, face_id)

@@ -42,7 +42,8 @@ def test_login_is_asked_first_and_the_name_comes_from_the_account(tmp_path, monk
 def test_confirm_a_suggestion_shows_the_next_face(at):
     f = shown(at)
     first = at.button(key="kb_1")
-    assert at.truth[f] in first.label and "similarity" in first.label
+    assert at.truth[f] in first.label and "%" in first.label and "Enter" in first.label
+    assert key_map(at)[0]["enter"] == "kb_1"  # Enter confirms the top suggestion
     assert len(at.image) >= 3  # crop, photo with box, suggestion thumbnails
     first.click().run()
     assert not at.exception
@@ -151,7 +152,7 @@ def test_name_box_asks_before_creating_a_name_that_begins_an_existing_one(at, mo
     assert (keys["enter"], keys["c"], keys["escape"]) == ("kb_nameq_0", "kb_nameq_new", "kb_nameq_cancel")
     assert keys["1"] == "kb_1" and keys["n"] == "kb_new"  # the face's own keys still work
     at.button(key="kb_nameq_cancel").click().run()  # Esc: nothing is labelled
-    assert shown(at) == f and "is nobody yet" not in texts(at) and "enter" not in key_map(at)[0]
+    assert shown(at) == f and "is nobody yet" not in texts(at) and key_map(at)[0]["enter"] == "kb_1"
     at.selectbox(key="kb_new").set_value("grace").run()
     at.button(key="kb_nameq_0").click().run()  # Enter: the existing person
     assert svc.library.face_persons([f]) == {f: svc.library.person_id("Grace Hopper")}

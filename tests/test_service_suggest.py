@@ -16,7 +16,8 @@ def test_classifier_suggestions_after_a_round_are_top5():
     svc.run_round("admin")
     f = svc.next_face("alice") or svc.library.label_rows(("auto",))[0]["face_id"]  # all may be auto-labelled
     s = svc.suggestions(f)
-    assert len(s) == 5 and s[0].source == "classifier" and s[0].name == truth[f]
+    assert len(s) == 5 and s[0].source == "classifier+neighbours" and s[0].name == truth[f]
+    assert 0 < sum(x.score for x in s) <= 1.0 + 1e-9  # probabilities over people
     assert [x.score for x in s] == sorted((x.score for x in s), reverse=True)
     assert all(x.thumb_face_id is not None for x in s)
 
@@ -51,3 +52,25 @@ def test_a_large_index_is_built_by_a_job_never_on_the_request(tmp_path, monkeypa
     assert job is not None and job.wait(60).status == "done", job.error
     s = svc.suggestions(f)
     assert s and s[0].source == "neighbours" and s[0].name == truth[f] and path.is_file()
+
+
+def test_merged_ranking_includes_people_with_one_label_and_averages_the_evidence():
+    from aspl.service.annotate import merge_evidence
+
+    assert merge_evidence({}, {}) == {}
+    assert merge_evidence({1: 0.8, 2: 0.2}, {}) == {1: 0.8, 2: 0.2}
+    assert merge_evidence({}, {3: 2.0, 4: 2.0}) == {3: 0.5, 4: 0.5}
+    m = merge_evidence({1: 0.6, 2: 0.4}, {2: 3.0, 5: 1.0})  # person 5: one label, no classifier yet
+    assert m == {1: 0.3, 2: 0.2 + 0.375, 5: 0.125} and abs(sum(m.values()) - 1) < 1e-12
+    # in the service: a person named once is suggested for their other faces after a round
+    svc, truth = synthetic_service(None, n_people=5, per_person=6, human_per_person=2)
+    lib = svc.library
+    newcomer = next(f for f in sorted(truth) if truth[f] == "Person 4" and f not in lib.labelled_face_ids())
+    for r in lib.label_rows(("human",)):
+        if truth[r["face_id"]] == "Person 4":
+            lib.revoke_label(r["id"])
+    svc.new_person(newcomer, "Person 4", "alice")  # one label only
+    svc.run_round("admin")
+    other = next(f for f in sorted(truth) if truth[f] == "Person 4" and f != newcomer)
+    top = svc.suggestions(other)[0]
+    assert top.name == "Person 4" and top.source == "classifier+neighbours"

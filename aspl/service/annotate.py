@@ -38,7 +38,19 @@ def label_face(lib: Library, face_id: int, person_id: int, annotator: str,
             "removed_rejection": removed_rej}
 
 
-MARKS = ("not_face", "stranger")  # face statuses an annotator can set (both undoable)
+MARKS = ("not_face", "stranger")
+SUGGEST_TEMPERATURE = 0.1  # softmax temperature of the SVM scores (as CEAL's probabilities in the engine)
+SUGGEST_NEIGHBOURS = 32
+
+
+def merge_evidence(clf: dict[int, float], votes: dict[int, float]) -> dict[int, float]:
+    """One probability per person from the classifiers' softmax ``clf`` and neighbour ``votes`` (any
+    non-negative weights; normalised here): their mean where both exist, else the one that does."""
+    total = sum(votes.values())
+    nn = {p: v / total for p, v in votes.items()} if total > 0 else {}
+    if not clf or not nn:
+        return dict(clf or nn)
+    return {p: 0.5 * clf.get(p, 0.0) + 0.5 * nn.get(p, 0.0) for p in set(clf) | set(nn)}  # face statuses an annotator can set (both undoable)
 
 
 def mark_face(lib: Library, face_id: int, status: str, actor: str) -> dict[str, Any]:
@@ -143,7 +155,11 @@ class AnnotateMixin:
                             human, auto, q.index(face_id) if face_id in q else None)
 
     def suggestions(self, face_id: int, k: int = 5) -> list[Suggestion]:
-        """Top-``k`` people for a face: classifier scores, then FAISS neighbours' labels; rejected people never."""
+        """Top-``k`` people for a face, by one calibrated ranking (:func:`merge_evidence`): the classifiers'
+        scores as a softmax over people, and the votes of the face's nearest labelled neighbours (human or
+        seed labels count 1, auto-labels 0.5, nearer ones more), averaged where both exist. People with a
+        single label, whom no classifier models yet, come in through their neighbours. Rejected people and
+        merged-away people never. ``score`` is the merged probability (0-1)."""
         with self._lock:
             lib = self.library
             backbone = self.backbone
@@ -151,33 +167,33 @@ class AnnotateMixin:
             if x is None:
                 return []
             rejected = {p for _, p in lib.rejections(face_id)}
-            out: dict[int, Suggestion] = {}
+            clf: dict[int, float] = {}
             model = self._model()
             if model is not None and len(getattr(model, "classes_", [])) and model.n_features_in_ == x.size:
-                s = model.decision_function(x[None, :])[0]
-                top = np.argsort(-s)[:k + len(rejected) + 16]  # enough for k after rejected/merged ones
-                names = lib.names_of_people([int(model.classes_[j]) for j in top])
-                for j in top:
-                    p = int(model.classes_[j])
-                    if p in rejected or p not in names:
-                        continue
-                    out[p] = Suggestion(p, names[p], float(s[j]), "classifier", None)
-                    if len(out) >= k:
-                        break
+                sc = np.asarray(model.decision_function(x[None, :])[0], np.float64)
+                z = np.exp((sc - sc.max()) / SUGGEST_TEMPERATURE)
+                clf = {int(c): float(v) for c, v in zip(model.classes_, z / z.sum())}
+            votes: dict[int, float] = {}
+            near: dict[int, int] = {}
             idx = self._index(backbone)
-            if idx is not None and len(out) < k:
-                sims, nbrs = idx.search(x, min(64, max(1, idx.ntotal)))
-                valid = [(float(si), int(n)) for si, n in zip(sims[0], nbrs[0]) if n >= 0 and n != face_id]
-                who = lib.face_persons([n for _, n in valid])
-                names = lib.names_of_people(set(who.values()))
-                for si, n in valid:
-                    p = who.get(n)
-                    if p is None or p in rejected or p in out or p not in names:
+            if idx is not None and idx.ntotal > 1:
+                _, nbrs = idx.search(x, min(SUGGEST_NEIGHBOURS, idx.ntotal))
+                order = [int(n) for n in nbrs[0] if n >= 0 and n != face_id]
+                human = lib.face_persons(order)
+                auto = lib.face_persons([n for n in order if n not in human], ("auto",))
+                rank = 0
+                for n in order:
+                    p, w = (human[n], 1.0) if n in human else (auto[n], 0.5) if n in auto else (None, 0.0)
+                    if p is None:
                         continue
-                    out[p] = Suggestion(p, names[p], si, "neighbours", n)
-                    if len(out) >= k:
-                        break
-            res = list(out.values())[:k]
+                    votes[p] = votes.get(p, 0.0) + w / (1.0 + rank)
+                    near.setdefault(p, n)
+                    rank += 1
+            merged = merge_evidence(clf, votes)
+            names = lib.names_of_people([p for p in merged if p not in rejected])
+            ranked = sorted((p for p in merged if p in names), key=lambda p: -merged[p])[:k]
+            source = "classifier+neighbours" if clf and votes else "classifier" if clf else "neighbours"
+            res = [Suggestion(p, names[p], merged[p], source, near.get(p)) for p in ranked]
             for sg in res:
                 if sg.thumb_face_id is None:
                     sg.thumb_face_id = self.person_thumb(sg.person_id)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 @dataclass
 class Suggestion:
-    """A person proposed for a face: ``source`` is ``classifier`` (SVM score) or ``neighbours`` (cosine)."""
+    """A person proposed for a face: ``score`` is the merged probability (0-1) of
+    :meth:`aspl.service.Service.suggestions`; ``source`` what it rests on (``classifier``, ``neighbours``
+    or ``classifier+neighbours``); ``thumb_face_id`` a face to show (the nearest labelled one if any)."""
 
     person_id: int
     name: str
