@@ -293,6 +293,7 @@ def report(sim: AnnotatorSim, seconds: float) -> dict[str, Any]:
         "wrong_labels_left": int(wrong),
         "remaining": svc.remaining(),
         "hidden": lib.counts()["faces:hidden"],
+        "hidden_people": sum(1 for f in lib.hidden_face_ids(limit=10**9) if truth.get(f) is not None),
         "rounds": lib.round_count(),
         "rounds_started_by_annotator": sim.rounds_started,
         "seconds": round(seconds, 2),
@@ -301,9 +302,11 @@ def report(sim: AnnotatorSim, seconds: float) -> dict[str, Any]:
 
 def run_annotate_sim(path: str | Path, db: str | Path, method: str = "aspl", max_decisions: int | None = None,
                      use_batches: bool = True, cluster_distance: float = 0.5, progress: bool = True,
-                     settings: dict[str, Any] | None = None, service: Any = None) -> dict[str, Any]:
-    """Import ``path`` unlabelled into the library ``db`` (photos already there are skipped), then annotate
-    it as :class:`AnnotatorSim` does; returns the report, with the import's seconds."""
+                     settings: dict[str, Any] | None = None, service: Any = None,
+                     min_rel: float | None = None) -> dict[str, Any]:
+    """Import ``path`` unlabelled into the library ``db`` (photos already there are skipped), apply the
+    quality thresholds (``min_rel`` overriding the stored one), then annotate it as :class:`AnnotatorSim`
+    does; returns the report, with the import's seconds."""
     from storage import IndexStore, Library
 
     from .importer import Importer
@@ -316,7 +319,8 @@ def run_annotate_sim(path: str | Path, db: str | Path, method: str = "aspl", max
         imp.run(path, progress=progress)
         service = Service(lib)
     import_s = time.perf_counter() - t0
-    service.library.set_face_quality(*service.library.face_quality())  # today's thresholds on every face
+    q = service.library.face_quality()  # today's thresholds (or min_rel) on every face
+    service.library.set_face_quality(q["min_px"], q["min_prob"], "sim", q["min_rel"] if min_rel is None else min_rel)
     if settings:
         service.set_loop_settings({**service.loop_settings().as_dict(), **settings})
     truth = folder_truth(service.library, Path(path))

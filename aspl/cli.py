@@ -140,7 +140,7 @@ def cmd_annotate_sim(args: argparse.Namespace) -> int:
     if args.method == "cluster":
         settings.setdefault("round_every", 0)  # the baseline does not learn
     out = run_annotate_sim(args.path, args.db, args.method, args.max_decisions, not args.no_batches,
-                           args.cluster_distance, progress=not args.quiet, settings=settings)
+                           args.cluster_distance, progress=not args.quiet, settings=settings, min_rel=args.min_rel)
     print(json.dumps(out))
     return 0
 
@@ -208,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="cluster: cosine distance threshold of the agglomerative clustering (default: %(default)s)")
     sp.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                     help="a loop setting for the run, e.g. --set round_every=10 (repeatable)")
+    sp.add_argument("--min-rel", type=float, default=None,
+                    help="hide faces smaller than this share of their photo's largest face (quality threshold)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sp.set_defaults(func=cmd_annotate_sim)
     from .methods.cli import add_methods_parsers

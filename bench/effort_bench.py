@@ -90,7 +90,8 @@ def run_slice(work: Path, name: str, people: int | None, photos: int | None, see
     purity = cluster_purity(folder, pristine)
     print(json.dumps({"slice": name, "seed": seed, "group_purity": purity}), flush=True)
     rows = []
-    runs = [("aspl", ())] + [("cluster", ("--cluster-distance", str(d))) for d in CLUSTER_DISTANCES]
+    runs = [("aspl", ()), ("aspl", ("--min-rel", "0.7"))] \
+        + [("cluster", ("--cluster-distance", str(d))) for d in CLUSTER_DISTANCES]
     for method, extra in runs:
         db = work / "run.lib"
         if db.exists():
@@ -98,28 +99,33 @@ def run_slice(work: Path, name: str, people: int | None, photos: int | None, see
         shutil.copytree(pristine, db)
         r = sim(folder, db, "--method", method, *extra)
         r.update(slice=name, seed=seed, import_seconds=round(import_s, 1), group_purity=purity,
-                 cluster_distance=float(extra[1]) if extra else None)
+                 cluster_distance=float(extra[1]) if method == "cluster" else None,
+                 min_rel=float(extra[1]) if method == "aspl" and extra else None)
         rows.append(r)
-        print(json.dumps({k: r[k] for k in ("slice", "seed", "method", "cluster_distance", "faces", "decisions",
-                                            "decisions_per_face", "auto_label_precision", "wrong_labels_left")}),
+        print(json.dumps({k: r[k] for k in ("slice", "seed", "method", "cluster_distance", "min_rel", "faces",
+                                            "decisions", "hidden", "hidden_people",
+                                            "auto_label_precision", "wrong_labels_left")}),
               flush=True)
     return rows
 
 
 def table(rows: list[dict]) -> str:
     """Markdown: per slice and seed, the app's flow vs the best cluster threshold."""
-    out = ["| slice | seed | faces (strangers) | aspl decisions (per face) | cluster best decisions (per face, "
+    out = ["| slice | seed | faces (strangers) | aspl decisions (per face) | aspl + hide < 0.7 of the photo's largest "
+           "face: decisions (per face; hidden, of them people) | cluster best decisions (per face, "
            "distance) | aspl auto-labels (precision) | suggestion top-1 | aspl keystrokes | cluster keystrokes | "
-           "wrong left (aspl) | rounds | group purity at 0.5 / 0.6 / 0.7 |", "|" + "---|" * 12]
+           "wrong left (aspl) | rounds | group purity at 0.5 / 0.6 / 0.7 |", "|" + "---|" * 13]
     keys = sorted({(r["slice"], r["seed"]) for r in rows}, key=lambda k: (k[0], k[1]))
     for sl, seed in keys:
-        a = next(r for r in rows if (r["slice"], r["seed"], r["method"]) == (sl, seed, "aspl"))
+        a = next(r for r in rows if (r["slice"], r["seed"], r["method"]) == (sl, seed, "aspl") and not r["min_rel"])
+        h = next(r for r in rows if (r["slice"], r["seed"], r["method"]) == (sl, seed, "aspl") and r["min_rel"])
         c = min((r for r in rows if (r["slice"], r["seed"], r["method"]) == (sl, seed, "cluster")),
                 key=lambda r: r["decisions"])
         prec = "-" if a["auto_label_precision"] is None else f"{a['auto_label_precision']:.1%}"
         top1 = "-" if a["suggestion_top1"] is None else f"{a['suggestion_top1']:.0%}"
         out.append(f"| {sl} | {seed} | {a['faces']} ({a['strangers_true']}) | {a['decisions']} "
-                   f"({a['decisions_per_face']:.3f}) | {c['decisions']} ({c['decisions_per_face']:.3f}, "
+                   f"({a['decisions_per_face']:.3f}) | {h['decisions']} ({h['decisions_per_face']:.3f}; "
+                   f"{h['hidden']}, {h['hidden_people']}) | {c['decisions']} ({c['decisions_per_face']:.3f}, "
                    f"{c['cluster_distance']}) | {a['auto_labels']} ({prec}) | {top1} | {a['keystrokes']} | "
                    f"{c['keystrokes']} | {a['wrong_labels_left']} | {a['rounds']} | "
                    + " / ".join("-" if v is None else f"{v:.1%}" for v in a["group_purity"].values()) + " |")

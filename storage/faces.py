@@ -14,6 +14,22 @@ from ._common import FACE_STATUSES, _Host, _now, equal_filters, where_sql
 from .errors import NotFoundError
 
 QUALITY_SETTING = "face_quality"
+QUALITY_KEYS = ("min_px", "min_prob", "min_rel")
+# a face row below the thresholds (named parameters :min_px, :min_prob, :min_rel); {t} is the row's table
+_BELOW = ("(MIN({t}.x2 - {t}.x1, {t}.y2 - {t}.y1) < :min_px OR {t}.prob < :min_prob OR "
+          "MIN({t}.x2 - {t}.x1, {t}.y2 - {t}.y1) < :min_rel * (SELECT MAX(MIN(g.x2 - g.x1, g.y2 - g.y1)) "
+          "FROM faces g WHERE g.image_id = {t}.image_id))")
+
+
+def _check_quality(min_px: float, min_prob: float, min_rel: float) -> dict[str, float]:
+    """The thresholds as floats; ValueError names a bad one."""
+    if not (min_px >= 0 and np.isfinite(min_px)):
+        raise ValueError(f"min_px must be a number >= 0, got {min_px!r}")
+    if not 0.0 <= min_prob <= 1.0:
+        raise ValueError(f"min_prob must be in [0, 1], got {min_prob!r}")
+    if not 0.0 <= min_rel <= 1.0:
+        raise ValueError(f"min_rel must be in [0, 1] (a share of the photo's largest face), got {min_rel!r}")
+    return {"min_px": float(min_px), "min_prob": float(min_prob), "min_rel": float(min_rel)}
 
 
 def encode_path(path: str | os.PathLike | bytes) -> tuple[str, bytes | None]:
@@ -114,10 +130,11 @@ class FacesMixin(_Host):
                                                "error_reason": reason,
                                                "imported_at": _now()})
             face_ids = []
-            min_px, min_prob = self.face_quality()
-            for f in faces:
+            q = self.face_quality()
+            sides = [min(float(f.box[2]) - float(f.box[0]), float(f.box[3]) - float(f.box[1])) for f in faces]
+            for f, side in zip(faces, sides):
                 x1, y1, x2, y2 = (float(v) for v in f.box)
-                small = min(x2 - x1, y2 - y1) < min_px or float(f.prob) < min_prob
+                small = side < q["min_px"] or float(f.prob) < q["min_prob"] or side < q["min_rel"] * max(sides)
                 fid = self._insert("faces", {
                     "image_id": image_id, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
                     "landmarks": json.dumps(np.asarray(f.landmarks, float).round(2).tolist()),
@@ -131,30 +148,30 @@ class FacesMixin(_Host):
             return image_id, face_ids
 
     # --------------------------------------------------------------- quality
-    def face_quality(self) -> tuple[float, float]:
-        """``(min_px, min_prob)``: faces whose box's shorter side (photo pixels) or detection probability is
-        below these are *hidden* (kept, never queued, trained on or counted as remaining)."""
+    def face_quality(self) -> dict[str, float]:
+        """The thresholds below which a face is *hidden* (kept, never queued, trained on or counted as
+        remaining): ``min_px``, the shorter side of its box in photo pixels; ``min_prob``, its detection
+        probability; ``min_rel``, its size relative to the largest face of its photo (bystanders behind
+        the subject). 0 switches each off."""
         q = self.get_setting(QUALITY_SETTING) or {}
-        return float(q.get("min_px", 0.0)), float(q.get("min_prob", 0.0))
+        return {k: float(q.get(k, 0.0)) for k in QUALITY_KEYS}
 
-    def set_face_quality(self, min_px: float, min_prob: float, actor: str | None = None) -> int:
+    def set_face_quality(self, min_px: float, min_prob: float, actor: str | None = None,
+                         min_rel: float = 0.0) -> int:
         """Store the quality thresholds and re-hide every face by them (one UPDATE); returns the number of
         faces hidden now. ValueError names a bad threshold."""
-        if not (min_px >= 0 and np.isfinite(min_px)):
-            raise ValueError(f"min_px must be a number >= 0, got {min_px!r}")
-        if not 0.0 <= min_prob <= 1.0:
-            raise ValueError(f"min_prob must be in [0, 1], got {min_prob!r}")
+        q = _check_quality(min_px, min_prob, min_rel)
         with self.transaction():
-            self.set_setting(QUALITY_SETTING, {"min_px": float(min_px), "min_prob": float(min_prob)}, actor)
-            self.db.execute("UPDATE faces SET hidden = (MIN(x2 - x1, y2 - y1) < ? OR prob < ?) "
-                            "WHERE hidden != (MIN(x2 - x1, y2 - y1) < ? OR prob < ?)",
-                            [min_px, min_prob, min_px, min_prob])
+            self.set_setting(QUALITY_SETTING, q, actor)
+            below = _BELOW.format(t="faces")
+            self.db.execute(f"UPDATE faces SET hidden = {below} WHERE hidden != {below}", {**q, **q})
             return int(self._one("SELECT n FROM counts WHERE key = 'faces:hidden'") or 0)
 
-    def count_below_quality(self, min_px: float, min_prob: float) -> int:
-        """How many faces (status ok) thresholds ``(min_px, min_prob)`` would hide (nothing is changed)."""
-        return int(self._one("SELECT COUNT(*) FROM faces WHERE status = 'ok' AND (MIN(x2 - x1, y2 - y1) < ? "
-                             "OR prob < ?)", [float(min_px), float(min_prob)]) or 0)
+    def count_below_quality(self, min_px: float, min_prob: float, min_rel: float = 0.0) -> int:
+        """How many faces (status ok) these thresholds would hide (nothing is changed)."""
+        q = _check_quality(min_px, min_prob, min_rel)
+        sql = f"SELECT COUNT(*) FROM faces WHERE status = 'ok' AND {_BELOW.format(t='faces')}"
+        return int(self.db.execute(sql, q).fetchone()[0] or 0)  # named parameters: not through _one
 
     def set_face_hidden(self, face_id: int, hidden: bool, actor: str | None = None) -> bool:
         """Hide or show one face whatever the thresholds say (a person's decision: "name it anyway"); returns

@@ -126,7 +126,7 @@ def test_face_quality_previews_and_applies_the_thresholds(root, monkeypatch):
     assert at.button(key="quality_apply").label == "Apply: hide 32 face(s)" and not svc.hidden_faces()
     at.button(key="quality_apply").click().run()
     assert not at.exception and "Thresholds applied: 32 face(s) hidden now." in texts(at)
-    assert "Now: **32** face(s) hidden (stored thresholds: 100 px, probability 0)." in texts(at)
+    assert "Now: **32** face(s) hidden (stored thresholds: 100 px, probability 0, 0 of the largest face)." in texts(at)
     assert len(svc.hidden_faces()) == 32 and svc.face_quality()["min_px"] == 100
     at.run()
     assert "Every face is named, a stranger or hidden." in texts(at)  # the loop's line (drawn above the form)

@@ -10,7 +10,7 @@ def test_preview_count_changes_nothing():
     svc, truth = synthetic_service(None)
     assert svc.faces_below_quality(100, 0) == len(truth)  # synthetic boxes are 60 px
     assert svc.faces_below_quality(50, 0) == 0 and svc.faces_below_quality(0, 0.995) == len(truth)
-    assert not svc.hidden_faces() and svc.face_quality() == {"min_px": 0.0, "min_prob": 0.0}
+    assert not svc.hidden_faces() and svc.face_quality() == {"min_px": 0.0, "min_prob": 0.0, "min_rel": 0.0}
     svc.stranger(next(iter(truth)), "alice")
     assert svc.faces_below_quality(100, 0) == len(truth) - 1  # strangers are not counted
 

@@ -148,3 +148,26 @@ def test_a_cluster_of_strangers_is_marked_in_one_undoable_action():
     assert all(lib.face(f)["status"] == "ok" for f in faces)
     with pytest.raises(ValueError, match="unknown mark"):
         svc.mark_batch(faces, "blurry", "alice")
+
+
+def test_a_relative_size_threshold_hides_bystanders_smaller_than_the_photos_main_face():
+    svc, truth = synthetic_service(None, human_per_person=1)
+    lib = svc.library
+    v = np.ones(32, np.float32) / np.sqrt(32)
+    crop = np.full((48, 48, 3), 90, np.uint8)
+
+    def photo(k: int, sides: list[float]) -> list[int]:
+        faces = [NewFace((10.0 * i, 0.0, 10.0 * i + s, s), np.zeros((5, 2), np.float32), 0.99, crop,
+                         {"synthetic": v}) for i, s in enumerate(sides)]
+        return lib.add_image(f"group/{k}.jpg", f"group-{k}", 10, 800, 800, faces)[1]
+
+    main, bystander, friend = photo(1, [100.0, 40.0, 80.0])
+    lone = photo(2, [30.0])[0]  # a small face alone in its photo is its photo's largest
+    assert svc.faces_below_quality(0, 0, 0.5) == 1
+    assert svc.set_face_quality(0, 0, "admin", min_rel=0.5) == 1 and svc.hidden_faces() == [bystander]
+    later = photo(3, [120.0, 50.0])  # applied at import too
+    assert lib.face(later[1])["hidden"] == 1 and lib.face(later[0])["hidden"] == 0
+    assert lib.face(main)["hidden"] == lib.face(friend)["hidden"] == lib.face(lone)["hidden"] == 0
+    assert svc.face_quality()["min_rel"] == 0.5
+    with pytest.raises(ValueError, match="min_rel must be in"):
+        svc.set_face_quality(0, 0, "admin", min_rel=2)

@@ -149,22 +149,22 @@ class ServiceCore:
         return s
 
     def face_quality(self) -> dict[str, float]:
-        """The quality thresholds: ``min_px`` (shorter side of the face box, photo pixels) and ``min_prob``
-        (detection probability); faces below either are hidden."""
-        px, prob = self.library.face_quality()
-        return {"min_px": px, "min_prob": prob}
+        """The quality thresholds: ``min_px`` (shorter side of the face box, photo pixels), ``min_prob``
+        (detection probability) and ``min_rel`` (share of the photo's largest face); faces below any are
+        hidden."""
+        return self.library.face_quality()
 
-    def set_face_quality(self, min_px: float, min_prob: float, actor: str = "admin") -> int:
+    def set_face_quality(self, min_px: float, min_prob: float, actor: str = "admin", min_rel: float = 0.0) -> int:
         """Store the quality thresholds and apply them to every face now (hidden faces are kept: never asked,
         trained on or counted as remaining, listed by :meth:`hidden_faces`). Returns how many are hidden."""
         with self._lock:
-            n = self.library.set_face_quality(float(min_px), float(min_prob), actor)
+            n = self.library.set_face_quality(float(min_px), float(min_prob), actor, float(min_rel))
         self._cluster_cache = None
         return n
 
-    def faces_below_quality(self, min_px: float, min_prob: float) -> int:
+    def faces_below_quality(self, min_px: float, min_prob: float, min_rel: float = 0.0) -> int:
         """How many faces these thresholds would hide (a preview: nothing is stored or changed)."""
-        return self.library.count_below_quality(min_px, min_prob)
+        return self.library.count_below_quality(min_px, min_prob, min_rel)
 
     def hidden_faces(self, limit: int = 1000) -> list[int]:
         """Faces hidden by the quality thresholds, smallest first (to show on request)."""
