@@ -58,3 +58,27 @@ def test_cluster_titles_are_unique_and_name_the_centre_face():
     assert len({g.title for g in groups}) == len(groups)
     for g in groups:
         assert g.title == f"Unnamed group #{g.face_ids[0]}: {len(g.face_ids)} similar faces"
+
+
+def test_a_changed_cluster_similarity_applies_at_once_not_after_the_next_round():
+    svc, truth = synthetic_service(None, n_people=3, per_person=6)
+    loose = svc.batch_groups("alice")
+    svc.set_loop_settings({"cluster_similarity": 0.999})  # nothing is that similar
+    assert loose and svc.batch_groups("alice") == []
+
+
+def test_groups_use_centred_similarity_so_a_shared_direction_does_not_merge_people():
+    import numpy as np
+
+    from aspl.service.batch import similarity_groups
+
+    rng = np.random.default_rng(0)
+    common = 5 * rng.normal(size=16)  # every vector shares a large direction, as face embeddings do
+    centres = rng.normal(size=(4, 16))
+    X = np.concatenate([common + c + 0.2 * rng.normal(size=(10, 16)) for c in centres]).astype(np.float32)
+    y = np.repeat(np.arange(4), 10)
+    ids = np.arange(40)
+    raw = (X / np.linalg.norm(X, axis=1, keepdims=True)) @ (X / np.linalg.norm(X, axis=1, keepdims=True)).T
+    assert raw[y[:, None] != y[None, :]].min() > 0.8  # raw cosine cannot tell these people apart at 0.8
+    groups = similarity_groups(ids, X, 0.6, 24, 12)
+    assert len(groups) == 4 and all(len(set(y[g.face_ids])) == 1 for g in groups)
