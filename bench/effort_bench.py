@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: the package is the repository root
 LFW = Path(os.environ.get("ASPL_LFW_DEV", ROOT.parent / "shared" / "data" / "lfw-dev"))
 CLUSTER_DISTANCES = (0.5, 0.65, 0.8)
 
