@@ -9,9 +9,10 @@ and every other face is a stranger; photos outside a person folder hold stranger
 Two ways to work (``method``):
 
 ``aspl``
-    the app's default flow: first the Batch tab's clusters of unclear faces (a cluster that is mostly one
-    person named in one accept, mostly strangers marked in one action, the others unticked), then one face
-    at a time (a suggestion confirmed with one key, else the name typed, or G for a stranger);
+    the app's default flow: first the Batch tab's groups (after each round, each person's auto-labels
+    checked and accepted with the wrong ones unticked; clusters of unclear faces that are mostly one person
+    named in one accept, mostly strangers marked in one action, the others unticked), then one face at a
+    time (a suggestion confirmed with one key, else the name typed, or G for a stranger);
 ``cluster``
     the baseline of clustering tools: cluster every face (agglomerative, average linkage on cosine
     distance), then name each cluster in one decision (its majority person, or "strangers") and fix each
@@ -103,7 +104,7 @@ class AnnotatorSim:
 
     def __init__(self, svc: Any, truth: dict[int, str | None], method: str = "aspl",
                  max_decisions: int | None = None, use_batches: bool = True, cluster_distance: float = 0.5,
-                 on_step: Callable[[int, int], None] | None = None):
+                 on_step: Callable[[int, int], None] | None = None, check_auto: bool = True):
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; valid choices: {', '.join(METHODS)}")
         self.svc, self.truth, self.method = svc, truth, method
@@ -111,6 +112,7 @@ class AnnotatorSim:
         self.use_batches = use_batches
         self.cluster_distance = cluster_distance
         self.on_step = on_step or (lambda done, total: None)
+        self.check_auto = check_auto
         self.tally = Tally()
         self.rounds_started = 0
 
@@ -155,13 +157,30 @@ class AnnotatorSim:
             self._name(face, t, "label")
 
     def _try_batches(self, tried: set[str]) -> bool:
-        """Answer the first unclear cluster that is mostly one person (named in one accept) or mostly
-        strangers (marked in one action), unticking the others (one decision each; they stay open).
-        Returns whether a batch was answered."""
+        """Answer the first Batch group not yet seen this round: a person's auto-labels (accepted in one
+        action, the wrong ones unticked: rejected for that person), or an unclear cluster that is mostly one
+        person (named in one accept) or mostly strangers (marked in one action), unticking the others (one
+        decision each; they stay open). Returns whether a batch was answered."""
         for g in self.svc.batch_groups(ANNOTATOR):
-            if g.kind != "cluster" or g.key in tried:
+            if g.key in tried:
                 continue
             tried.add(g.key)
+            if g.kind == "person" and not self.check_auto:
+                continue
+            if g.kind == "person":  # a person's auto-labels: accept them, unticking the wrong ones
+                name = self.svc.person_name(g.person_id)
+                wrong = [f for f in g.face_ids if self.truth.get(f) != name]
+                keep = [f for f in g.face_ids if f not in wrong]
+                if keep:
+                    self.svc.accept_batch(keep, g.person_id, ANNOTATOR, deselected=wrong)
+                else:  # nothing right in the group: each face rejected for this person
+                    for f in wrong:
+                        self.svc.reject_auto(f, g.person_id, ANNOTATOR)
+                self.tally.add("batch_review", 1)
+                if wrong:
+                    self.tally.add("batch_untick", 2 * len(wrong), n=len(wrong))
+                return True
+
             who = Counter(self.truth.get(f) for f in g.face_ids)
             name, n = who.most_common(1)[0]
             if n < 2 or n < 0.5 * len(g.face_ids):
@@ -278,6 +297,7 @@ def report(sim: AnnotatorSim, seconds: float) -> dict[str, Any]:
     people = {t for t in truth.values() if t}
     return {
         "method": sim.method,
+        "check_auto": sim.check_auto,
         "faces": faces,
         "people": len(people),
         "strangers_true": sum(1 for t in truth.values() if t is None),
@@ -303,7 +323,7 @@ def report(sim: AnnotatorSim, seconds: float) -> dict[str, Any]:
 def run_annotate_sim(path: str | Path, db: str | Path, method: str = "aspl", max_decisions: int | None = None,
                      use_batches: bool = True, cluster_distance: float = 0.5, progress: bool = True,
                      settings: dict[str, Any] | None = None, service: Any = None,
-                     min_rel: float | None = None) -> dict[str, Any]:
+                     min_rel: float | None = None, check_auto: bool = True) -> dict[str, Any]:
     """Import ``path`` unlabelled into the library ``db`` (photos already there are skipped), apply the
     quality thresholds (``min_rel`` overriding the stored one), then annotate it as :class:`AnnotatorSim`
     does; returns the report, with the import's seconds."""
@@ -336,7 +356,8 @@ def run_annotate_sim(path: str | Path, db: str | Path, method: str = "aspl", max
             bar.set_postfix(decisions=done)
             bar.refresh()
 
-    sim = AnnotatorSim(service, truth, method, max_decisions, use_batches, cluster_distance, on_step=step)
+    sim = AnnotatorSim(service, truth, method, max_decisions, use_batches, cluster_distance, on_step=step,
+                       check_auto=check_auto)
     out = sim.run()
     if bar is not None:
         bar.close()

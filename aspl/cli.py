@@ -140,7 +140,8 @@ def cmd_annotate_sim(args: argparse.Namespace) -> int:
     if args.method == "cluster":
         settings.setdefault("round_every", 0)  # the baseline does not learn
     out = run_annotate_sim(args.path, args.db, args.method, args.max_decisions, not args.no_batches,
-                           args.cluster_distance, progress=not args.quiet, settings=settings, min_rel=args.min_rel)
+                           args.cluster_distance, progress=not args.quiet, settings=settings, min_rel=args.min_rel,
+                           check_auto=not args.no_check_auto)
     print(json.dumps(out))
     return 0
 
@@ -204,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="aspl: the app's flow; cluster: cluster-then-name baseline (default: %(default)s)")
     sp.add_argument("--max-decisions", type=int, default=None, help="stop after this many human decisions")
     sp.add_argument("--no-batches", action="store_true", help="aspl: answer one face at a time only")
+    sp.add_argument("--no-check-auto", action="store_true",
+                    help="aspl: never check a person's auto-labels in Batch (trust them all)")
     sp.add_argument("--cluster-distance", type=float, default=0.5,
                     help="cluster: cosine distance threshold of the agglomerative clustering (default: %(default)s)")
     sp.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
