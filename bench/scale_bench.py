@@ -14,10 +14,13 @@ index's recall on the real lfw-dev dlib embeddings (the benchmark cache, if pres
 The round is one ``Service.run_round`` with the engine setting ``classifier`` (``--classifier``, default
 ``batched``): ``round_s`` (wall), ``round_cpu_s``, ``round_phases_s`` (the round's own progress steps:
 ``read_inputs`` vectors and labels, ``load_engine`` the stored loop, ``engine_step`` seeding, training,
-scoring and selection, ``write`` auto-labels, queue and state) and ``round_peak_rss_mb``
+scoring and selection, ``write`` auto-labels, queue and state), ``round_engine_wall_cpu_s`` (wall and CPU
+seconds of the engine step's parts: ``seeding``, ``training``, ``scoring_selection``) and ``round_peak_rss_mb``
 (the process's peak resident memory during the round: the peak is reset just before it where Linux
 allows, ``/proc/self/clear_refs``; else the peak since start). ``vectors_read_s``: one
-``Library.embeddings(backbone)`` (every vector of the backbone) before the round.
+``Library.embeddings(backbone)`` (every vector of the backbone) before the round. The loop setting
+``round_every`` is 0 here, so no round starts by itself after the timed answers (it would share the
+cores with the timed round), and a timed round waits for any running background job first.
 
 Key press = what the Annotate page calls between one answer and the next face drawn: ``confirm``,
 ``next_face``, ``face_view``, ``suggestions`` (k=5), the crops, ``last_action`` and the sidebar's
@@ -26,6 +29,7 @@ Key press = what the Annotate page calls between one answer and the next face dr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -231,19 +235,61 @@ def _peak_rss_mb() -> float:
 ROUND_PHASES = {0: "read_inputs", 1: "load_engine", 2: "engine_step", 3: "write", 5: "done"}
 
 
+#: Parts of the engine step timed inside a round: (module, class, method) -> the bench's name.
+ENGINE_PARTS = {("aspl.engine.aspl_engine", "ASPLEngine", "_update_seeds"): "seeding",
+                ("aspl.engine.base", "Engine", "_fit"): "training",
+                ("aspl.engine.aspl_engine", "ASPLEngine", "_decide"): "scoring_selection"}
+
+
+@contextlib.contextmanager
+def engine_part_timer():
+    """Wall and CPU seconds of the engine step's parts (:data:`ENGINE_PARTS`) while inside; yields the dict
+    ``{part: [wall, cpu]}`` it fills. The methods are wrapped on their classes and restored on exit."""
+    import importlib
+
+    spent: dict[str, list[float]] = {}
+    saved = []
+    for (mod, cls, meth), name in ENGINE_PARTS.items():
+        klass = getattr(importlib.import_module(mod), cls)
+        fn = klass.__dict__[meth]
+
+        def timed(*a, _fn=fn, _name=name, **kw):
+            c0, w0 = time.process_time(), time.perf_counter()
+            try:
+                return _fn(*a, **kw)
+            finally:
+                part = spent.setdefault(_name, [0.0, 0.0])
+                part[0] += time.perf_counter() - w0
+                part[1] += time.process_time() - c0
+
+        saved.append((klass, meth, fn))
+        setattr(klass, meth, timed)
+    try:
+        yield spent
+    finally:
+        for klass, meth, fn in saved:
+            setattr(klass, meth, fn)
+
+
 def timed_round(svc: Service) -> dict:
-    """One ``Service.run_round``: wall and CPU seconds, seconds per progress step, peak RSS during it."""
+    """One ``Service.run_round``: wall and CPU seconds, seconds per progress step, the engine step's parts
+    (wall / CPU), peak RSS during it."""
     marks: list[tuple[float, str]] = []
+    while any(svc.jobs.running(k) for k in ("round", "import", "backbone", "index")):
+        time.sleep(0.5)  # a background job would share the cores with the timed round
     load = os.getloadavg()[0]
     reset = _reset_peak_rss()
     c0, w0 = time.process_time(), time.perf_counter()
-    m = svc.run_round("bench", lambda done, total, msg: marks.append((time.perf_counter(),
-                                                                      ROUND_PHASES.get(done, msg))))
+    with engine_part_timer() as parts:
+        m = svc.run_round("bench", lambda done, total, msg: marks.append((time.perf_counter(),
+                                                                          ROUND_PHASES.get(done, msg))))
     w1 = time.perf_counter()
     marks.append((w1, "end"))
     phases = {name: round(t1 - t0, 2) for (t0, name), (t1, _) in zip(marks, marks[1:]) if name != "done"}
     return {"round_s": round(w1 - w0, 1), "round_cpu_s": round(time.process_time() - c0, 1),
-            "round_phases_s": phases, "round_peak_rss_mb": _peak_rss_mb(),
+            "round_phases_s": phases,
+            "round_engine_wall_cpu_s": {k: [round(w, 2), round(c, 2)] for k, (w, c) in parts.items()},
+            "round_peak_rss_mb": _peak_rss_mb(),
             "round_peak_rss_since": "round start" if reset else "process start",
             "round_auto_labels": m["auto_labels"], "round_queries": m["queries"], "round_unclear": m["unclear"],
             "round_people_modelled": m["people_modelled"],
@@ -280,7 +326,8 @@ def main(argv=None) -> int:
     lib = Library(root)
     svc = Service(lib)
     engine = {"min_labels": 1, "classifier": a.classifier, **json.loads(a.engine)}
-    svc.set_loop_settings({"method": a.method, "engine": engine})
+    # round_every 0: no round starts by itself after the timed answers (it would run beside the timed one)
+    svc.set_loop_settings({"method": a.method, "engine": engine, "round_every": 0})
     out = {"faces": len(b["truth"]), "people": len(set(b["truth"].values())), "labelled": b["labelled"],
            "method": a.method, "engine": engine, "build_s": round(b["build_s"], 1),
            "index_build_s": round(b["index_build_s"], 2)}

@@ -159,6 +159,28 @@ def test_warm_start_reaches_the_same_optimum_and_skips_unchanged_people():
     _scores_close(BatchedOneVsAll(min_labels=1).fit(X, lab, w, init=other), cold, X, 1e-3)
 
 
+@pytest.mark.parametrize("working_set", [None, 10])
+def test_threads_do_not_change_the_solution(working_set):
+    """``n_jobs`` (the engine uses every CPU it may run on) gives the very same coefficients, cold and warm."""
+    X, y = _clustered()
+    lab, w = _round(y)
+    one = BatchedOneVsAll(min_labels=1, working_set=working_set, n_jobs=1).fit(X, lab, w)
+    two = BatchedOneVsAll(min_labels=1, working_set=working_set, n_jobs=2).fit(X, lab, w)
+    assert np.array_equal(one.coef_, two.coef_) and np.array_equal(one.intercept_, two.intercept_)
+    lab2 = lab.copy()
+    lab2[:5] = 7
+    w1 = BatchedOneVsAll(min_labels=1, working_set=working_set, n_jobs=1).fit(X, lab2, w, init=one)
+    w2 = BatchedOneVsAll(min_labels=1, working_set=working_set, n_jobs=2).fit(X, lab2, w, init=two)
+    assert np.array_equal(w1.coef_, w2.coef_) and np.array_equal(w1.n_iter_, w2.n_iter_)
+
+
+def test_the_engine_trains_on_every_cpu_it_may_use():
+    from aspl.engine.base import MAX_JOBS, engine_jobs
+
+    eng = make_engine("aspl", classifier="batched", min_labels=1)
+    assert eng._classifier().n_jobs == engine_jobs() and 1 <= engine_jobs() <= MAX_JOBS
+
+
 def test_people_without_negatives_and_min_labels_are_handled_like_liblinear():
     X, y = _clustered(people=4, per=6)
     w = np.ones(y.size)

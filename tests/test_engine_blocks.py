@@ -95,6 +95,19 @@ def test_batched_blocks_are_the_rows_of_the_score_matrix():
         np.testing.assert_array_equal(v, getattr(blocks, k), err_msg=k)
 
 
+@pytest.mark.parametrize("chunk", [None, 37])
+def test_summaries_on_threads_equal_the_serial_ones(chunk):
+    """The engine summarises blocks on every CPU it may use: the same blocks, the same summary."""
+    X, y = _clustered()
+    m = BatchedOneVsAll(min_labels=1).fit(X, y)
+    lam = np.linspace(0.12, 0.9, m.classes_.size)
+    own = m.column_of(y)
+    one = summarize_model(m, X, lam, own, chunk=chunk, n_jobs=1)
+    two = summarize_model(m, X, lam, own, chunk=chunk, n_jobs=2)
+    for k, v in one._arrays().items():
+        np.testing.assert_array_equal(v, getattr(two, k), err_msg=k)
+
+
 def _trace(method, classifier, X, y, seed, dense, rounds=4, wrong=0.1, query_size=8):
     """Rounds with an oracle answering the queries (a few answers wrong, to exercise re-certification)."""
     rng = np.random.default_rng(seed)

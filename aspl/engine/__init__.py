@@ -11,7 +11,8 @@ storage. Modules:
 * :mod:`~aspl.engine.summary`: per-face summaries of score blocks (best, second, pace and
   positive counts, own score): a round's decisions without the full faces x people matrix.
 * :mod:`~aspl.engine.selection`: numbers -> rows (queries, self-paced step,
-  CEAL thresholds, exact neighbour seeding of new people).
+  CEAL thresholds, exact neighbour seeding of new people: one index over the unclear faces per
+  round, one batched float32 search with a float64 check).
 * :mod:`~aspl.engine.pace`: the per-person pace lambda.
 * :mod:`~aspl.engine.preprocess`: embedding centring before classification.
 * :mod:`~aspl.engine.recert`: re-certification of human labels, Wilson intervals.
@@ -70,6 +71,7 @@ from .recert import (
 )
 from .selection import (
     UNLABELLED,
+    NeighbourIndex,
     SelfPacedSelection,
     ceal_pseudo_labels,
     ceal_threshold,
@@ -98,6 +100,7 @@ __all__ = [
     "center_embeddings", "mean_pairwise_cosine",
     "PrecisionEstimate", "Recertifier", "estimate_precision", "sample_for_verification", "uniquely_predicted",
     "uniquely_predicted_summary", "wilson_interval",
-    "UNLABELLED", "SelfPacedSelection", "ceal_pseudo_labels", "ceal_threshold", "mean_distance", "mean_distances", "nearest_rows", "seed_new_person",
+    "UNLABELLED", "SelfPacedSelection", "ceal_pseudo_labels", "ceal_threshold", "mean_distance", "mean_distances",
+    "nearest_rows", "NeighbourIndex", "seed_new_person",
     "select_highest", "select_lowest", "select_random", "self_paced_labels", "self_paced_select",
 ]

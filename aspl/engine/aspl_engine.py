@@ -15,15 +15,16 @@ from .base import (
     Engine,
     RoundResult,
     _take,
+    engine_jobs,
 )
 from .classifier import OneVsAllSVM
 from .measures import best_score, score_margin, summary_best_score, summary_margin
 from .recert import Recertifier, uniquely_predicted, uniquely_predicted_summary
 from .selection import (
     UNLABELLED,
+    NeighbourIndex,
     SelfPacedSelection,
     mean_distances,
-    nearest_rows,
     select_lowest,
     self_paced_labels,
     self_paced_select,
@@ -31,6 +32,13 @@ from .selection import (
 from .summary import summarize_model
 
 log = logging.getLogger(__name__)
+
+
+def seed_neighbours(Q: np.ndarray, C: np.ndarray, k: int, radius: np.ndarray | float | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`~aspl.engine.selection.nearest_rows` on :func:`~aspl.engine.base.engine_jobs` threads:
+    one index over ``C`` (the round's unclear faces), one batched search for every query row."""
+    return NeighbourIndex(C, n_jobs=engine_jobs()).search(Q, k, radius)
 
 
 class ASPLEngine(Engine):
@@ -48,9 +56,11 @@ class ASPLEngine(Engine):
 
     name = "aspl"
     settings_class = ASPLSettings
-    #: Neighbour search ``(Q, C, k) -> (indices, distances)`` used to seed new people (exact numpy by
-    #: default; assign a FAISS-backed function of the same signature on an instance to swap it).
-    neighbours = staticmethod(nearest_rows)
+    #: Neighbour search ``(Q, C, k, radius) -> (indices, distances)`` used to seed new people: per
+    #: row of ``Q`` its ``k`` nearest rows of ``C`` within ``radius`` (one per row of ``Q``), nearest
+    #: first, -1 where fewer (exact, :func:`seed_neighbours`; assign a FAISS-backed function of the
+    #: same signature on an instance to swap it).
+    neighbours = staticmethod(seed_neighbours)
 
     def __init__(self, settings: ASPLSettings | None = None, **overrides: Any):
         super().__init__(settings, **overrides)
@@ -165,10 +175,11 @@ class ASPLEngine(Engine):
         cand = np.flatnonzero(unclear)
         if need and cand.size:
             # One batched search for every face of every person that needs seeds.
-            q_rows = [np.flatnonzero(active_human & (labels == p)) for p in need]
-            Q = np.concatenate(q_rows)
+            Q = np.flatnonzero(active_human & np.isin(labels, need))
+            Q = Q[np.argsort(labels[Q], kind="stable")]  # by person (as ``need``), rows increasing
+            q_rows = np.split(Q, np.searchsorted(labels[Q], need[1:]))
             radii = s.seed_radius * mean_distances(X[Q], X)
-            idx, dist = self.neighbours(X[Q], X[cand], 2 * s.seed_max)
+            idx, dist = self.neighbours(X[Q], X[cand], 2 * s.seed_max, radii)  # one index, one search
             start = 0
             for p, rows in zip(need, q_rows):
                 block = slice(start, start + rows.size)
@@ -178,7 +189,8 @@ class ASPLEngine(Engine):
                     continue
                 found: dict[int, float] = {}
                 for ii, dd, rad in zip(idx[block], dist[block], radii[block]):
-                    hits = [(i, d) for i, d in zip(cand[ii].tolist(), dd.tolist()) if d <= rad and unclear[i]]
+                    hits = [(i, d) for i, d in zip(cand[ii[ii >= 0]].tolist(), dd[ii >= 0].tolist())
+                            if d <= rad and unclear[i]]
                     for i, d in hits[:s.seed_max]:
                         found[i] = min(d, found.get(i, np.inf))
                 chosen = sorted(found, key=lambda i: (found[i], i))[:room]
@@ -213,7 +225,7 @@ class ASPLEngine(Engine):
                     self._query(lambda: best_score(Sc), lambda: score_margin(Sc), P))
         own_all = np.full(X.shape[0], UNLABELLED, dtype=np.int64)
         own_all[human_rows] = own
-        summary = summarize_model(model, X, lam, own_all)
+        summary = summarize_model(model, X, lam, own_all, n_jobs=engine_jobs())
         sc = summary.take(cand)
         return (uniquely_predicted_summary(summary.take(human_rows)), self_paced_select(sc),
                 self._query(lambda: summary_best_score(sc), lambda: summary_margin(sc), P))

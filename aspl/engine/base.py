@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -25,6 +26,20 @@ ASPL_QUERIES = ("best_score", "score_margin")
 CLASSIFIERS: dict[str, type[OneVsAllSVM]] = {"liblinear": OneVsAllSVM, "batched": BatchedOneVsAll}
 #: Settings added after states were first stored, with the value an older state implies.
 SETTINGS_ADDED: dict[str, Any] = {"classifier": "liblinear"}
+#: Most threads a round uses (the batched classifier's groups, the seeding search's blocks).
+MAX_JOBS = 8
+
+
+def engine_jobs() -> int:
+    """Threads for a round's parallel parts: the CPUs this process may run on, at most :data:`MAX_JOBS`.
+
+    The results never depend on it (each thread works on its own people or query rows).
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, min(MAX_JOBS, n))
 
 
 @dataclass
@@ -251,8 +266,9 @@ class Engine:
 
     def _classifier(self) -> OneVsAllSVM:
         s = self.settings
+        extra = {"n_jobs": engine_jobs()} if s.classifier == "batched" else {}  # same result on any count
         return CLASSIFIERS[s.classifier](C=s.C, positive_weight=s.positive_weight, min_labels=s.min_labels,
-                                         random_state=s.random_state)
+                                         random_state=s.random_state, **extra)
 
     def _fit(self, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> OneVsAllSVM:
         rows = np.flatnonzero((y >= 0) & (w > 0))

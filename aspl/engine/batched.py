@@ -67,8 +67,13 @@ log = logging.getLogger(__name__)
 #: float32 elements of one work array (gathered rows, score blocks): 8 Mi = 32 MiB.
 WORK_ELEMENTS = 1 << 23
 #: Negatives kept in the working set of a person that is warm-started: score above ``-1 - SLACK``.
-SLACK = 0.25
+#: (0.25 before: 4x the rows per Newton step in a second round of scale_bench.py at 100k x 2,000, for
+#: the same optimum; classifier_bench.py at 100k x 2,000 unchanged within noise: fit 21 s vs 23.5 s.)
+SLACK = 0.1
 #: Cold start: working-set negatives per person, the most similar to its mean (at least this many) ...
+#: (256 halves the first round's training in scale_bench.py at 100k x 2,000, but 256 and 512 take 2.3x
+#: and 1.4x as long on classifier_bench.py's look-alike groups: a scan from an undertrained start keeps
+#: too many negatives.)
 COLD_NEGATIVES = 1024
 #: ... or this many times its own faces, whichever is more.
 COLD_PER_POSITIVE = 4

@@ -8,14 +8,18 @@
   from a :class:`~aspl.engine.summary.ScoreSummary` (scores summarised in blocks).
 * :func:`ceal_threshold` / :func:`ceal_pseudo_labels`: CEAL's high-confidence
   pseudo-labelling with a decaying entropy threshold.
-* :func:`seed_new_person` / :func:`nearest_rows`: exact neighbours of a newly
-  named person's faces in the unclear set (numpy; a FAISS search can stand in).
+* :func:`seed_new_person` / :func:`nearest_rows` / :class:`NeighbourIndex`: exact
+  neighbours of newly named people's faces in the unclear set, within a radius (one
+  index per round, one batched float32 search with a float64 check of the few
+  survivors; numpy, a FAISS search can stand in).
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .measures import entropy, hinge_loss, self_paced_easiness
 from .summary import ScoreSummary
@@ -33,6 +37,8 @@ __all__ = [
     "mean_distance",
     "mean_distances",
     "nearest_rows",
+    "nearest_rows_float64",
+    "NeighbourIndex",
     "seed_new_person",
 ]
 
@@ -160,6 +166,7 @@ def mean_distances(Q: np.ndarray, X: np.ndarray, sample: int = MEAN_DISTANCE_SAM
 
     Past ``sample`` rows, the average is taken over an evenly spaced subset of
     ``sample`` rows of ``X`` (deterministic), so the cost does not grow with the library.
+    Distances from float32 products (``|q|^2 + |x|^2 - 2 q.x``), averaged in float64.
     """
     X = np.asarray(X, dtype=np.float32)
     Q = np.asarray(Q, dtype=np.float32)
@@ -167,9 +174,16 @@ def mean_distances(Q: np.ndarray, X: np.ndarray, sample: int = MEAN_DISTANCE_SAM
         return np.zeros(Q.shape[0])
     if X.shape[0] > sample:
         X = X[np.linspace(0, X.shape[0] - 1, sample).astype(np.int64)]
+    xx = np.einsum("ij,ij->i", X, X)
     out = np.empty(Q.shape[0])
-    for i in range(0, Q.shape[0], 256):
-        out[i:i + 256] = np.sqrt(_sq_dist(Q[i:i + 256], X)).mean(axis=1)
+    for i in range(0, Q.shape[0], 1024):
+        q = Q[i:i + 1024]
+        d2 = q @ X.T
+        d2 *= -2.0
+        d2 += xx
+        d2 += np.einsum("ij,ij->i", q, q)[:, None]
+        np.maximum(d2, 0.0, out=d2)
+        out[i:i + 1024] = np.sqrt(d2).sum(axis=1, dtype=np.float64) / X.shape[0]
     return out
 
 
@@ -184,18 +198,179 @@ def _sq_dist(Q: np.ndarray, C: np.ndarray, cc: np.ndarray | None = None) -> np.n
     return np.maximum(d2, 0.0)
 
 
+def _sq_norms64(A: np.ndarray, rows: int = 4096) -> np.ndarray:
+    """Squared norms of the rows of float32 ``A`` in float64 (``rows`` at a time: no float64 copy of A)."""
+    out = np.empty(A.shape[0])
+    for i in range(0, A.shape[0], rows):
+        a = A[i:i + rows].astype(np.float64)
+        out[i:i + rows] = np.einsum("ij,ij->i", a, a)
+    return out
+
+
+#: float32 scores computed at once by :class:`NeighbourIndex` (query rows x candidates; 1 Mi = 4 MiB).
+SEARCH_BLOCK_ELEMENTS = 1 << 20
+#: Query rows of one :class:`NeighbourIndex` block (the candidates per block follow from
+#: :data:`SEARCH_BLOCK_ELEMENTS`).
+SEARCH_QUERY_ROWS = 256
+
+
+class NeighbourIndex:
+    """Exact Euclidean nearest neighbours among the fixed rows of ``C``: built once, searched in batches.
+
+    ``search(Q, k, radius)`` ranks every candidate for every query by ``q.c - |c|^2 / 2`` (one
+    float32 product per block of query rows x candidates, against the rows of ``C`` stored with
+    ``-|c|^2 / 2`` as an extra column). A candidate survives a block only if its float32 score is
+    within a bound of float32 rounding error (:meth:`_slack`) of the cut: the radius, or the
+    block's ``k``-th best score. The few survivors are then measured in float64
+    (``|q|^2 + |c|^2 - 2 q.c``, as :func:`_sq_dist`), filtered by the radius and ranked, so the
+    answer is that of an exact float64 search over all of ``C`` (ties: the lower row first)
+    while the bulk of the work is float32 matrix products and one pass of row maxima.
+    ``n_jobs`` threads search blocks of query rows at once (None: 1), each with one BLAS
+    thread (two BLAS threads on these small products cost several times the CPU); the
+    answer does not depend on it.
+    """
+
+    def __init__(self, C: np.ndarray, n_jobs: int | None = None):
+        C = np.ascontiguousarray(C, dtype=np.float32)
+        if C.ndim != 2:
+            raise ValueError(f"C must be a 2-D matrix, got shape {C.shape}")
+        m, d = C.shape
+        self.C = C
+        self.cc = _sq_norms64(C)
+        self.Ca = np.empty((m, d + 1), dtype=np.float32)
+        self.Ca[:, :d] = C
+        self.Ca[:, d] = -0.5 * self.cc
+        self.cmax = float(np.sqrt(self.cc.max())) if m else 0.0
+        self.n_jobs = n_jobs
+
+    @property
+    def size(self) -> int:
+        return self.C.shape[0]
+
+    def _slack(self, qn: np.ndarray) -> np.ndarray:
+        """Twice a bound on the float32 error of each score ``q.c - |c|^2/2`` (and of the cut it is
+        compared with) for query norms ``qn``: ``(d + 1)``-term products of size at most
+        ``|q| |c| + |c|^2 / 2``, the cut ``(|q|^2 - r^2) / 2`` rounded to float32."""
+        d1 = self.Ca.shape[1]
+        return 2.0 * (d1 + 2) * 2.0 ** -24 * (qn * self.cmax + 0.5 * self.cmax ** 2 + 0.5 * qn ** 2 + 1e-30)
+
+    def search(self, Q: np.ndarray, k: int, radius: np.ndarray | float | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest rows of ``C`` for every row of ``Q``, nearest first, within ``radius``
+        (one value, or one per query row; None: no limit).
+
+        Returns ``(indices, distances)``, both ``(len(Q) x min(k, len(C)))``; places with no
+        neighbour within the radius hold index -1 and distance ``inf``.
+        """
+        Q = np.ascontiguousarray(Q, dtype=np.float32)
+        if Q.ndim != 2 or Q.shape[1] != self.C.shape[1]:
+            raise ValueError(f"Q must be a (rows x {self.C.shape[1]}) matrix, got shape {Q.shape}")
+        k = min(_check_k(k), self.size)
+        n = Q.shape[0]
+        idx = np.full((n, k), -1, dtype=np.int64)
+        dist = np.full((n, k), np.inf)
+        if k == 0 or n == 0:
+            return idx, dist
+        r = np.broadcast_to(np.inf if radius is None else np.asarray(radius, dtype=np.float64), (n,))
+        qq = _sq_norms64(Q)
+        slack = self._slack(np.sqrt(qq))
+        # exact d^2 <= r^2  <=>  q.c - |c|^2/2 >= (|q|^2 - r^2) / 2; float32 scores may be off by slack
+        thr = np.where(np.isfinite(r), 0.5 * (qq - np.square(np.where(np.isfinite(r), r, 0.0))), -np.inf)
+        Qa = np.empty((n, Q.shape[1] + 1), dtype=np.float32)
+        Qa[:, :-1] = Q
+        Qa[:, -1] = 1.0
+        starts = range(0, n, SEARCH_QUERY_ROWS)
+
+        def block(a: int) -> tuple[np.ndarray, np.ndarray]:
+            b = slice(a, a + SEARCH_QUERY_ROWS)
+            rows, cols = self._candidates(Qa[b], thr[b], slack[b], k)
+            return rows + a, cols
+
+        jobs = min(int(self.n_jobs or 1), len(starts))
+        with threadpool_limits(limits=1, user_api="blas"):  # small products: BLAS threads only contend
+            if jobs > 1:
+                with ThreadPoolExecutor(jobs) as pool:
+                    parts = list(pool.map(block, starts))
+            else:
+                parts = [block(a) for a in starts]
+        qi = np.concatenate([p[0] for p in parts])
+        ci = np.concatenate([p[1] for p in parts])
+        # float64 distances of the survivors (as _sq_dist), then the radius and the k nearest per query
+        dot = np.einsum("ij,ij->i", Q[qi].astype(np.float64), self.C[ci].astype(np.float64))
+        d2 = np.maximum(qq[qi] + self.cc[ci] - 2.0 * dot, 0.0)
+        dd = np.sqrt(d2)
+        keep = dd <= r[qi]
+        qi, ci, dd = qi[keep], ci[keep], dd[keep]
+        order = np.lexsort((ci, dd, qi))
+        qi, ci, dd = qi[order], ci[order], dd[order]
+        first = np.searchsorted(qi, qi, side="left")
+        rank = np.arange(qi.size) - first
+        top = rank < k
+        idx[qi[top], rank[top]] = ci[top]
+        dist[qi[top], rank[top]] = dd[top]
+        return idx, dist
+
+    def _candidates(self, Qa: np.ndarray, thr: np.ndarray, slack: np.ndarray, k: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(query rows, candidate rows)`` that may be among each query's ``k`` nearest within its
+        radius: per candidate block, scores within ``2 slack`` of the cut (radius or block k-th best)."""
+        m = self.size
+        b = Qa.shape[0]
+        step = max(k, SEARCH_BLOCK_ELEMENTS // max(b, 1), 1)
+        # float32 scores below cut0 are beyond the radius; cut0 rises to (a block's k-th best - 2 slack)
+        # once a block holds more than k candidates above it (the k nearest so far score at least that)
+        cut0 = (thr - 2.0 * slack).astype(np.float32)
+        buf = np.empty((b, min(step, m)), dtype=np.float32)
+        out_r, out_c = [], []
+        for a in range(0, m, step):
+            Cb = self.Ca[a:a + step]
+            S = np.matmul(Qa, Cb.T, out=buf[:, :Cb.shape[0]])
+            live = np.flatnonzero(S.max(axis=1) >= cut0)
+            if live.size == 0:
+                continue
+            sub = S if live.size == b else S[live]
+            cut = cut0[live]
+            w = sub.shape[1]
+            if k < w:
+                over = np.count_nonzero(sub >= cut[:, None], axis=1) > k
+                if over.any():  # more than k above the cut: only those near the block's k-th best
+                    kth = np.partition(sub[over], w - k, axis=1)[:, w - k]
+                    cut[over] = np.maximum(cut[over], (kth - 2.0 * slack[live[over]]).astype(np.float32))
+                    cut0[live] = cut
+            rr, cc = np.nonzero(sub >= cut[:, None])
+            out_r.append(live[rr])
+            out_c.append(cc + a)
+        if not out_r:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(out_r).astype(np.int64), np.concatenate(out_c).astype(np.int64)
+
+
 #: Distances computed at once by :func:`nearest_rows` (query rows x candidates; 4 Mi = 32 MiB as float64).
 NEAREST_BLOCK_ELEMENTS = 1 << 22
 
 
-def nearest_rows(Q: np.ndarray, C: np.ndarray, k: int, chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def nearest_rows(Q: np.ndarray, C: np.ndarray, k: int, chunk: int | None = None,
+                 radius: np.ndarray | float | None = None, n_jobs: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact ``k`` nearest rows of ``C`` for every row of ``Q`` (Euclidean), nearest first.
 
     Returns ``(indices, distances)``, both ``(len(Q) x min(k, len(C)))``. This is
-    the engine's neighbour search; any function with this signature (e.g. a
-    FAISS index from :mod:`storage`) can stand in for it. ``chunk`` query rows
-    at a time (default: about :data:`NEAREST_BLOCK_ELEMENTS` distances, at most 256 rows).
+    the engine's neighbour search (:class:`NeighbourIndex` over ``C``); any function with
+    this signature (e.g. a FAISS index from :mod:`storage`) can stand in for it.
+    ``radius`` (one value or one per query row): only neighbours within it, the other
+    places -1 with distance ``inf``. ``chunk``: ignored (the index picks its own blocks).
     """
+    Q = np.asarray(Q, dtype=np.float32)
+    C = np.asarray(C, dtype=np.float32)
+    if Q.ndim != 2 or C.ndim != 2:
+        raise ValueError(f"Q and C must be 2-D matrices, got shapes {Q.shape} and {C.shape}")
+    return NeighbourIndex(C, n_jobs=n_jobs).search(Q, k, radius)
+
+
+def nearest_rows_float64(Q: np.ndarray, C: np.ndarray, k: int, chunk: int | None = None
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """The reference :func:`nearest_rows`: every distance in float64, ``chunk`` query rows at a time
+    (default: about :data:`NEAREST_BLOCK_ELEMENTS` distances, at most 256 rows). Slow; for tests."""
     Q = np.asarray(Q, dtype=np.float32)
     C = np.asarray(C, dtype=np.float32)
     if Q.ndim != 2 or C.ndim != 2:
@@ -232,6 +407,6 @@ def seed_new_person(x: np.ndarray, candidates: np.ndarray, radius: float, max_se
     max_seeds = _check_k(max_seeds)
     if C.shape[0] == 0 or max_seeds == 0 or radius <= 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    idx, d = nearest_rows(np.asarray(x, dtype=np.float32).reshape(1, -1), C, max_seeds)
-    keep = d[0] <= radius
-    return idx[0][keep].astype(np.int64), d[0][keep].astype(np.float64)
+    idx, d = nearest_rows(np.asarray(x, dtype=np.float32).reshape(1, -1), C, max_seeds, radius=radius)
+    keep = idx[0] >= 0
+    return idx[0][keep], d[0][keep]

@@ -17,10 +17,12 @@ float64 formulas on the same values).
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 __all__ = ["ScoreSummary", "summarize_scores", "summarize_model", "score_blocks", "map_score_blocks",
            "SCORE_BLOCK_ELEMENTS", "block_rows"]
@@ -186,10 +188,12 @@ def map_score_blocks(model: Any, X: np.ndarray, fn: Callable[[int, np.ndarray], 
 
 
 def summarize_model(model: Any, X: np.ndarray, lambdas: np.ndarray | None = None, own: np.ndarray | None = None,
-                    chunk: int | None = None) -> ScoreSummary:
+                    chunk: int | None = None, n_jobs: int | None = None) -> ScoreSummary:
     """:class:`ScoreSummary` of ``model``'s scores of every row of ``X``, block by block.
 
     ``lambdas``: one pace per column of ``model.classes_``; ``own``: one column per row of ``X`` (-1: none).
+    ``n_jobs``: threads scoring and summarising blocks at once, each with one BLAS thread (models with
+    ``score_blocks`` only; None: 1). The blocks are the same either way, so is the summary.
     """
     P = int(np.asarray(model.classes_).size)
     n = int(np.asarray(X).shape[0])
@@ -197,5 +201,15 @@ def summarize_model(model: Any, X: np.ndarray, lambdas: np.ndarray | None = None
     own = _check_own(own, n, P)
     if P == 0:
         return ScoreSummary.empty(n, 0)
+    jobs = int(n_jobs or 1)
+    step = block_rows(P, chunk)
+    if jobs > 1 and hasattr(model, "score_blocks") and n > step:
+        def block(a: int) -> ScoreSummary:
+            ((_, S),) = model.score_blocks(X[a:a + step], step)
+            return _summarize(S, lam, own[a:a + S.shape[0]])
+
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(jobs) as pool:
+            parts = list(pool.map(block, range(0, n, step)))
+        return ScoreSummary.concat(parts, P)
     parts = map_score_blocks(model, X, lambda a, S: _summarize(S, lam, own[a:a + S.shape[0]]), chunk)
     return ScoreSummary.concat(parts, P)
