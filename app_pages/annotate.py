@@ -218,12 +218,21 @@ def batch() -> None:
         if n is not None:
             common.flash("success", f"Labelled {n} face(s)" + (f" as {as_whom}." if as_whom else "."))
 
-    c1, c2 = st.columns([3, 1])
+    def _strangers() -> None:
+        n = common.guarded(svc.mark_batch, selected, "stranger", who)
+        if n is not None:
+            common.flash("success", f"Marked {n} face(s) as strangers.")
+
+    c1, c2, c3 = st.columns([3, 2, 1])
     c1.button(f"**A** · {label}", key="batch_accept", type="primary", on_click=_accept,
               disabled=not selected or target is None, width="stretch")
-    with c2:
+    c2.button(f"**G** · {len(selected)} ticked are strangers", key="batch_strangers", on_click=_strangers,
+              disabled=not selected or g.kind == "person", width="stretch",
+              help="Real faces nobody needs named (bystanders): they leave the questions and the training.")
+    with c3:
         _undo_button("batch_undo")
-    keys = {"a": "batch_accept", "u": "batch_undo", "space": "@toggle", **common.grid_keys(BATCH_COLS)}
+    keys = {"a": "batch_accept", "g": "batch_strangers", "u": "batch_undo", "space": "@toggle",
+            **common.grid_keys(BATCH_COLS)}
     if g.kind != "person":
         keys["n"] = f"kb_bname_{g.key}"
     keys.update(asked)

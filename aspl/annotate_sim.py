@@ -9,10 +9,11 @@ and every other face is a stranger; photos outside a person folder hold stranger
 Two ways to work (``method``):
 
 ``aspl``
-    the app's default flow: first the Batch tab's groups (after each round, each person's auto-labels
-    checked and accepted with the wrong ones unticked; clusters of unclear faces that are mostly one person
-    named in one accept, mostly strangers marked in one action, the others unticked), then one face at a
-    time (a suggestion confirmed with one key, else the name typed, or G for a stranger);
+    the app's default flow: first the Batch tab's groups (clusters of unclear faces that are mostly one
+    person named in one accept, clusters or the leftover grid that are mostly strangers marked in one
+    action, the others unticked), then one face at a time (a suggestion confirmed with one key, else the
+    name typed, or G for a stranger); when nothing is left to answer, each person's auto-labels are checked
+    in Batch once (accepted, the wrong ones unticked), which may reopen faces;
 ``cluster``
     the baseline of clustering tools: cluster every face (agglomerative, average linkage on cosine
     distance), then name each cluster in one decision (its majority person, or "strangers") and fix each
@@ -156,16 +157,17 @@ class AnnotatorSim:
         else:
             self._name(face, t, "label")
 
-    def _try_batches(self, tried: set[str]) -> bool:
-        """Answer the first Batch group not yet seen this round: a person's auto-labels (accepted in one
-        action, the wrong ones unticked: rejected for that person), or an unclear cluster that is mostly one
-        person (named in one accept) or mostly strangers (marked in one action), unticking the others (one
-        decision each; they stay open). Returns whether a batch was answered."""
+    def _try_batches(self, tried: set[str], people: bool = False) -> bool:
+        """Answer the first Batch group not yet seen this round: with ``people``, a person's auto-labels
+        (accepted in one action, the wrong ones unticked: rejected for that person); else an unclear
+        cluster or the leftover grid that is mostly one person (named in one accept; not the leftovers) or
+        mostly strangers (marked in one action), unticking the others (one decision each; they stay open).
+        Returns whether a batch was answered."""
         for g in self.svc.batch_groups(ANNOTATOR):
             if g.key in tried:
                 continue
             tried.add(g.key)
-            if g.kind == "person" and not self.check_auto:
+            if (g.kind == "person") != people:
                 continue
             if g.kind == "person":  # a person's auto-labels: accept them, unticking the wrong ones
                 name = self.svc.person_name(g.person_id)
@@ -183,8 +185,8 @@ class AnnotatorSim:
 
             who = Counter(self.truth.get(f) for f in g.face_ids)
             name, n = who.most_common(1)[0]
-            if n < 2 or n < 0.5 * len(g.face_ids):
-                continue
+            if n < 2 or n < 0.5 * len(g.face_ids) or (g.kind == "open" and name is not None):
+                continue  # a leftover grid is only swept for strangers (its people are asked one by one)
             keep = [f for f in g.face_ids if self.truth.get(f) == name]
             unticks = len(g.face_ids) - len(keep)
             if name is None:
@@ -203,6 +205,7 @@ class AnnotatorSim:
     def _run_aspl(self) -> None:
         svc = self.svc
         tried: set[str] = set()
+        checked: set[str] = set()  # person groups checked (their faces then carry human labels)
         last_round = -1
         while self._budget_left():
             self._wait_round()
@@ -216,6 +219,9 @@ class AnnotatorSim:
             if face is None:
                 self._wait_round()
                 if svc.remaining() == 0:
+                    # every face has an answer: check each person's auto-labels once; corrections reopen faces
+                    if self.use_batches and self.check_auto and self._try_batches(checked, people=True):
+                        continue
                     break
                 # questions ran out but faces are left: start a round, as the page offers
                 before = svc.library.round_count()

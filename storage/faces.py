@@ -237,6 +237,15 @@ class FacesMixin(_Host):
             return [r[0] for r in self.db.execute("SELECT id FROM faces ORDER BY id").fetchall()]
         return [r[0] for r in self.db.execute("SELECT id FROM faces WHERE status = ? ORDER BY id", [status]).fetchall()]
 
+    def open_face_ids(self, limit: int, exclude: Sequence[int] = ()) -> list[int]:
+        """Faces nobody has answered yet (status ok, not hidden, no live label of any kind), smallest box
+        first (bystanders before subjects), at most ``limit``, without ``exclude``."""
+        skip = {int(f) for f in exclude}
+        rows = self.db.execute(
+            "SELECT id FROM faces INDEXED BY faces_open WHERE status = 'ok' AND human = 0 AND hidden = 0 "
+            "AND auto = 0 ORDER BY MIN(x2 - x1, y2 - y1), id LIMIT ?", [int(limit) + len(skip)]).fetchall()
+        return [r[0] for r in rows if r[0] not in skip][:limit]
+
     def face_ids_out_of_loop(self) -> set[int]:
         """Faces the learning loop leaves out: status other than ok (not a face, stranger) or hidden."""
         return {r[0] for r in self.db.execute("SELECT id FROM faces WHERE status != 'ok' OR hidden = 1")}

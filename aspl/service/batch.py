@@ -75,7 +75,9 @@ class BatchMixin:
     """``batch_groups`` and ``accept_batch``."""
 
     def batch_groups(self, annotator: str, limit: int = 12) -> list[BatchGroup]:
-        """Groups for batch labelling: each person's auto-labels (most first), then clusters of unclear faces."""
+        """Groups for batch labelling: each person's auto-labels (most first), clusters of unclear faces,
+        then up to ``batch_size`` faces no group holds that nobody has answered (kind ``open``, smallest
+        first: mostly bystanders, to mark as strangers in one action)."""
         annotator = self._check_annotator(annotator)
         with self._lock:
             lib = self.library
@@ -94,12 +96,19 @@ class BatchMixin:
                                          f"{names.get(pid, pid)}: {len(rows)} auto-labelled face(s)",
                                          faces, pid, {f: c for c, f in rows[:size]}))
             groups = groups[:limit]
+            shown: set[int] = set()
             for g in self._clusters(size):
                 faces = [f for f in g.face_ids if f not in busy]
                 if len(faces) >= 2:
                     groups.append(dataclasses.replace(g, face_ids=faces))
+                    shown.update(faces)
                 if len(groups) >= 2 * limit:
                     break
+            rest = lib.open_face_ids(size, exclude=busy | shown)
+            if rest:  # the faces no group holds, smallest first: a quick sweep of bystanders
+                groups.append(BatchGroup(f"open-{rest[0]}", "open",
+                                         f"Not named yet #{rest[0]}: {len(rest)} face(s), smallest first", rest,
+                                         None, {}))
             return groups
 
     def _clusters(self, size: int, max_faces: int = 2000, max_clusters: int = 12) -> list[BatchGroup]:
