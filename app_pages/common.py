@@ -287,11 +287,15 @@ _KEYS_JS = """
       tile.scrollIntoView({block: "nearest"});
       return true;
     };
-    const pickExisting = (e, t) => {  // "Add: (typed text)" is highlighted unless the arrows chose one
+    const pickExisting = (e, t) => {  // "Add: (typed text)" is highlighted, or nothing yet (typed fast: the
+      // list highlights its first option a moment later), unless the arrows chose one; the list must be the
+      // typed text's (else Enter goes on, and the server asks before creating a name like an existing one)
       const list = doc.getElementById(t.getAttribute("aria-controls") || "");
       const add = list && list.querySelector("[role='option'][data-key='__creatable__']");
       const hit = list && list.querySelector("[role='option']:not([data-key='__creatable__'])");
-      if (t.__asplArrowed || !add || !hit || t.getAttribute("aria-activedescendant") !== add.id) return;
+      const active = t.getAttribute("aria-activedescendant");
+      if (t.__asplArrowed || !add || !hit || (active && active !== add.id) ||
+          !(add.textContent || "").endsWith(": " + t.value)) return;
       e.preventDefault();
       e.stopPropagation();
       hit.click();

@@ -1,6 +1,9 @@
 """Annotate page (AppTest): one face with suggestions, new person, not a face, skip, undo, batch mode."""
+import json
 import os
 import re
+import shutil
+import subprocess
 
 import pytest
 
@@ -129,6 +132,52 @@ def test_keyboard_snippet_survives_the_html_sanitizer_and_checks_actions():
     assert not re.search(r"<[/\w]", script)  # Streamlit's DOMPurify drops a script with "<" before a letter
     with pytest.raises(ValueError, match=r"unknown key actions for \['x'\]; valid choices: an element key"):
         keyboard({"x": "@fly"})
+
+
+# The keyboard snippet's Enter in a name box, run by node on a stand-in DOM: the typed text, the list's options
+# (data-key, text) and the option highlighted (aria-activedescendant; None: none yet).
+_ENTER_HARNESS = """
+let listener = null, lists = {};
+const doc = {addEventListener: (type, fn) => { if (type === "keydown") listener = fn; },
+             getElementById: id => lists[id] || null, querySelectorAll: () => [], querySelector: () => null,
+             activeElement: null};
+new Function("window", "document", SCRIPT)({parent: {document: doc}}, doc);
+const enter = ([value, options, active, before]) => {
+  const picked = [];
+  const els = options.map(([key, text]) => ({id: "L-" + key, key, textContent: text, click: () => picked.push(text)}));
+  const creatable = o => o.key === "__creatable__";
+  lists = {L: {querySelector: sel => els.find(o => sel.includes(":not(") ? !creatable(o) : creatable(o)) || null}};
+  const attrs = {"aria-controls": "L", "role": "combobox", "aria-activedescendant": active && "L-" + active};
+  const t = {tagName: "INPUT", type: "text", value, blur() {}, getAttribute: n => attrs[n] || null};
+  let stopped = false;
+  for (const key of [...before, "Enter"])
+    listener({key, target: t, preventDefault() { stopped = stopped || key === "Enter"; }, stopPropagation() {}});
+  return [picked, stopped];
+};
+console.log(JSON.stringify(CASES.map(enter)));
+"""
+
+
+@pytest.mark.skipif(not shutil.which("node"), reason="node is not installed")
+def test_enter_in_a_name_box_picks_the_existing_name_also_when_typed_fast():
+    """Enter right after the last letter (before the list highlights "Add: ...") picks the first existing name
+    too; an existing name the list highlights, the arrows, a new name and a list not yet updated for the
+    typed text leave Enter to the box."""
+    from app_pages.common import _KEYS_JS
+
+    script = (_KEYS_JS % ("{}", '""', "-none-", "t")).split("<script>")[1].split("</script>")[0]
+    options = [["__creatable__", "Add: ada"], ["0", "Ada Lovelace"], ["1", "Adam Smith"]]
+    cases = [["ada", options, None, []],  # typed fast: nothing highlighted yet
+             ["ada", options, "__creatable__", []],  # "Add: ada" highlighted
+             ["ada", options, "1", []],  # an existing name highlighted: the box takes it
+             ["ada", options, "__creatable__", ["ArrowDown", "ArrowUp"]],  # the arrows chose "Add"
+             ["Zora", [["__creatable__", "Add: Zora"]], None, []],  # a new name like no other
+             ["al", [["__creatable__", "Add: a"], ["0", "Ada Lovelace"]], None, []]]  # the list is a letter behind
+    js = _ENTER_HARNESS.replace("SCRIPT", json.dumps(script)).replace("CASES", json.dumps(cases))
+    out = subprocess.run(["node"], input=js, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [[["Ada Lovelace"], True], [["Ada Lovelace"], True], [[], False], [[], False],
+                                      [[], False], [[], False]]
 
 
 def test_name_box_takes_an_existing_person_under_another_case(at, monkeypatch):
