@@ -74,3 +74,22 @@ def test_merged_ranking_includes_people_with_one_label_and_averages_the_evidence
     other = next(f for f in sorted(truth) if truth[f] == "Person 4" and f != newcomer)
     top = svc.suggestions(other)[0]
     assert top.name == "Person 4" and top.source == "classifier+neighbours"
+
+
+def test_top_k_from_the_most_probable_people_only_equals_the_full_ranking(monkeypatch):
+    """Suggestions look only at the k + 1 most probable people (plus the neighbours' people): the same top k,
+    with the same scores, as ranking every person, also when a person is rejected for the face."""
+    import aspl.service.annotate as annotate
+
+    monkeypatch.setattr(annotate, "SUGGEST_NEIGHBOURS", 3)  # few voters: the classifier's people must fill
+    svc, truth = synthetic_service(None, n_people=30, per_person=3, human_per_person=1)
+    svc.run_round("admin")
+    people = len(svc.person_names())
+    lib = svc.library
+    faces = lib.face_ids()[::7]
+    a = lib.label_rows(("auto",))[0]
+    svc.reject_auto(a["face_id"], a["person_id"], "alice")
+    for f in faces + [a["face_id"]]:
+        top = [(s.person_id, round(s.score, 12)) for s in svc.suggestions(f, 5)]
+        full = [(s.person_id, round(s.score, 12)) for s in svc.suggestions(f, people)][:5]
+        assert top == full and len(top) == 5, f

@@ -253,7 +253,12 @@ class BatchedOneVsAll(OneVsAllSVM):
         X = check_array(X, dtype=np.float32)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, the classifier was fit on {self.n_features_in_}")
-        return X, np.ascontiguousarray(self.coef_, dtype=np.float32), self.intercept_.astype(np.float32)
+        cached = getattr(self, "_coef32", None)  # float32 weights, converted once per fit, not per call
+        if cached is None or cached[0] is not self.coef_ or cached[1] is not self.intercept_:
+            cached = (self.coef_, self.intercept_, np.ascontiguousarray(self.coef_, dtype=np.float32),
+                      np.asarray(self.intercept_, dtype=np.float32))
+            self._coef32 = cached
+        return X, cached[2], cached[3]
 
     def score_blocks(self, X: np.ndarray, chunk: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """``(first row, float32 scores)`` of ``X`` in blocks of ``chunk`` rows (default: about

@@ -169,10 +169,16 @@ class AnnotateMixin:
             rejected = {p for _, p in lib.rejections(face_id)}
             clf: dict[int, float] = {}
             model = self._model()
+            probs = None
             if model is not None and len(getattr(model, "classes_", [])) and model.n_features_in_ == x.size:
                 sc = np.asarray(model.decision_function(x[None, :])[0], np.float64)
                 z = np.exp((sc - sc.max()) / SUGGEST_TEMPERATURE)
-                clf = {int(c): float(v) for c, v in zip(model.classes_, z / z.sum())}
+                probs = z / z.sum()
+                # only the most probable people can rank in the top k: with P people the other entries
+                # would cost a dict, a merge and a name lookup each (10k people: 30 ms a key press)
+                m = min(probs.size, k + len(rejected) + 1)
+                top = np.argpartition(-probs, m - 1)[:m] if m < probs.size else np.arange(probs.size)
+                clf = {int(model.classes_[i]): float(probs[i]) for i in top}
             votes: dict[int, float] = {}
             near: dict[int, int] = {}
             idx = self._index(backbone)
@@ -189,6 +195,10 @@ class AnnotateMixin:
                     votes[p] = votes.get(p, 0.0) + w / (1.0 + rank)
                     near.setdefault(p, n)
                     rank += 1
+            if probs is not None:  # a voted person's own classifier probability, though not in the top
+                cls = np.asarray(model.classes_)
+                for i in np.flatnonzero(np.isin(cls, [p for p in votes if p not in clf])):
+                    clf[int(cls[i])] = float(probs[i])
             merged = merge_evidence(clf, votes)
             names = lib.names_of_people([p for p in merged if p not in rejected])
             ranked = sorted((p for p in merged if p in names), key=lambda p: -merged[p])[:k]
