@@ -22,6 +22,13 @@ allows, ``/proc/self/clear_refs``; else the peak since start). ``vectors_read_s`
 ``round_every`` is 0 here, so no round starts by itself after the timed answers (it would share the
 cores with the timed round), and a timed round waits for any running background job first.
 
+``--import-photos N`` imports N small photos through the real ``Importer`` (a stand-in detector that finds one
+face per photo and a stand-in 128-d embedder, so only what depends on the library's size is timed: the
+database writes, the duplicate checks and the index load, adds and save) into the built library and into an
+empty one, twice each (N and 3N photos), which splits the time into a fixed cost per import run
+(``import_fixed_s``, ``import_fixed_s_empty``: mostly loading and saving the index) and a cost per photo
+(``import_ms_per_photo``, ``import_ms_per_photo_empty``).
+
 Key press = what the Annotate page calls between one answer and the next face drawn: ``confirm``,
 ``next_face``, ``face_view``, ``suggestions`` (k=5), the crops, ``last_action`` and the sidebar's
 ``stats``. CPU = ``time.process_time`` of this process; wall = ``time.perf_counter``.
@@ -296,6 +303,55 @@ def timed_round(svc: Service) -> dict:
             "round_loadavg_1m": [round(load, 2), round(os.getloadavg()[0], 2)]}  # other work on the machine
 
 
+class _OneFace:
+    """Stand-in detector: one face per photo (the photo itself as the crop)."""
+
+    min_face_size = 20
+
+    def detect(self, images):
+        from models.detection import DetectedFace
+
+        return [[DetectedFace((4.0, 4.0, 60.0, 60.0), np.zeros((5, 2), np.float32), 0.99,
+                              np.asarray(im.convert("RGB").resize((32, 32)), np.uint8))] for im in images]
+
+
+class _HashEmbedder:
+    """Stand-in embedder under the bench's backbone name: a unit 128-d vector from the crop's bytes."""
+
+    def __init__(self):
+        from models import BackboneInfo
+
+        self.info = BackboneInfo(name=BACKBONE, family="synthetic", input_size=32, embedding_dim=128)
+
+    def embed(self, crops, batch_size: int = 64):
+        X = np.stack([np.random.default_rng(int.from_bytes(hashlib.sha256(c.tobytes()).digest()[:8], "little"))
+                      .standard_normal(128) for c in crops]).astype(np.float32)
+        return X / np.linalg.norm(X, axis=1, keepdims=True)
+
+
+def import_seconds(root: Path, photos: int, work: Path, seed: int) -> float:
+    """Seconds to import ``photos`` new small photos into the library at ``root``."""
+    from PIL import Image
+
+    from aspl.importer import Importer
+
+    folder = work / f"photos-{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(photos):
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    lib = Library(root)
+    if not lib.get_setting("backbone"):
+        lib.set_setting("backbone", BACKBONE)
+    imp = Importer(lib, IndexStore(lib), detector=_OneFace(), embedder=_HashEmbedder(), batch_size=16)
+    t0 = time.perf_counter()
+    s = imp.run(folder, progress=False)
+    dt = time.perf_counter() - t0
+    lib.close()
+    assert s.faces == photos, s
+    return dt
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--faces", type=int, default=10_000)
@@ -313,6 +369,8 @@ def main(argv=None) -> int:
     ap.add_argument("--reuse", action="store_true", help="reuse the library already built in --dir")
     ap.add_argument("--bulk", action="store_true", help="build with insert_all (for 1M faces)")
     ap.add_argument("--recall", action="store_true", help="measure IVF recall@10 against exact search")
+    ap.add_argument("--import-photos", type=int, default=0,
+                    help="import this many small photos into the built library and into an empty one")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     root = (a.dir or Path(tempfile.mkdtemp(prefix="aspl-scale-"))) / "lib"
@@ -351,6 +409,16 @@ def main(argv=None) -> int:
         ids, X = lib.embeddings(BACKBONE)
         out["ivf_recall_synthetic"] = index_recall(X)
         out["ivf_recall_lfw_dlib"] = real_recall()
+    if a.import_photos:
+        n = a.import_photos
+        with tempfile.TemporaryDirectory(prefix="aspl-import-") as tmp:
+            out["import_photos"] = [n, 3 * n]
+            for key, target, seed in (("_empty", Path(tmp) / "empty", 1), ("", root, 3)):
+                t1 = import_seconds(target, n, Path(tmp), seed)
+                t3 = import_seconds(target, 3 * n, Path(tmp), seed + 1)
+                per = max(0.0, (t3 - t1) / (2 * n))
+                out[f"import_ms_per_photo{key}"] = round(1000 * per, 2)
+                out[f"import_fixed_s{key}"] = round(max(0.0, t1 - n * per), 2)
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if a.json:
         print(json.dumps(out))
