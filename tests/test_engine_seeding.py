@@ -178,3 +178,25 @@ def test_simulation_figures_on_lfw_dev_are_unchanged(lfw, open_set):
         assert s_new["people_discovered"] >= s_old["people_discovered"]
         assert new == old
     assert any(f[1] is not None for f in figures), figures
+
+
+def test_at_most_seed_queries_labelled_faces_of_a_new_person_are_searched():
+    """A new person named on 10 faces far apart, each with one unclear look-alike next to it: with
+    ``seed_queries`` 3 only the look-alikes of the first, middle and last labelled face become seeds;
+    with 10 every labelled face is searched and seed_max (5) seeds are taken."""
+    rng = np.random.default_rng(0)
+    dims = 32
+    anchors = np.linalg.qr(rng.standard_normal((dims, dims)))[0][:10]  # 10 orthonormal directions
+    near = anchors + 0.02 * rng.standard_normal(anchors.shape)
+    others = rng.standard_normal((200, dims))
+    X = np.vstack([anchors, near, others])
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    labels = np.full(len(X), -1)
+    labels[:10] = 0  # person 0 on the 10 anchors; rows 10-19 are their unclear look-alikes
+    labels[220:230] = 1  # a second person elsewhere
+    three = make_engine("aspl-margin", min_labels=1, seed_queries=3).step(X, labels).seeds[0]
+    assert sorted(three.tolist()) == [10, 14, 19]  # the look-alikes of rows 0, 4 (4.5 rounded) and 9
+    ten = make_engine("aspl-margin", min_labels=1, seed_queries=10).step(X, labels).seeds[0]
+    assert len(ten) == 5 and set(ten.tolist()) <= set(range(10, 20))
+    with pytest.raises(ValueError, match="seed_queries"):
+        make_engine("aspl-margin", seed_queries=0)

@@ -177,7 +177,10 @@ class ASPLEngine(Engine):
             # One batched search for every face of every person that needs seeds.
             Q = np.flatnonzero(active_human & np.isin(labels, need))
             Q = Q[np.argsort(labels[Q], kind="stable")]  # by person (as ``need``), rows increasing
-            q_rows = np.split(Q, np.searchsorted(labels[Q], need[1:]))
+            q_rows = [rows if rows.size <= s.seed_queries else  # at most seed_queries, spread over the rows
+                      rows[np.unique(np.linspace(0, rows.size - 1, s.seed_queries).round().astype(np.int64))]
+                      for rows in np.split(Q, np.searchsorted(labels[Q], need[1:]))]
+            Q = np.concatenate(q_rows) if q_rows else Q
             radii = s.seed_radius * mean_distances(X[Q], X)
             idx, dist = self.neighbours(X[Q], X[cand], 2 * s.seed_max, radii)  # one index, one search
             start = 0

@@ -81,7 +81,11 @@ class ASPLSettings(EngineSettings):
     Pace: ``lambda_start`` 0.12, ``lambda_step`` 0.08 per query round,
     ``lambda_max`` 0.9. New people: up to ``seed_max`` (5) faces of the unclear
     set within ``seed_radius`` (1/3) of the labelled face's average distance to
-    all faces, trained with weight ``seed_weight``. Re-certification: a human
+    all faces, trained with weight ``seed_weight``; at most ``seed_queries`` (3)
+    labelled faces of a person are searched, spread over their rows (a first
+    round of a large library can name 10 faces of each of thousands of new
+    people at once; 3 of them give up to 30 candidates for 5 seeds).
+    Re-certification: a human
     label failing more than ``max_failures`` (3) rounds is flagged and set
     aside. ``finetune_every``: every F rounds the result asks the caller to
     fine-tune the backbone and re-embed (0: never). ``query_measure``:
@@ -96,6 +100,7 @@ class ASPLSettings(EngineSettings):
     seed_max: int = 5
     seed_radius: float = 1.0 / 3.0
     seed_weight: float = 1.0
+    seed_queries: int = 3
     max_failures: int = 3
     finetune_every: int = 0
     query_measure: str = "best_score"
@@ -109,6 +114,9 @@ class ASPLSettings(EngineSettings):
         if self.seed_max < 0 or self.seed_radius < 0 or not 0 < self.seed_weight <= 1:
             raise ValueError(f"need seed_max >= 0, seed_radius >= 0, 0 < seed_weight <= 1; got "
                              f"{self.seed_max!r}, {self.seed_radius!r}, {self.seed_weight!r}")
+        if self.seed_queries < 1:
+            raise ValueError(f"seed_queries must be >= 1 (labelled faces searched per new person), got "
+                             f"{self.seed_queries!r}")
         if self.max_failures < 0 or self.finetune_every < 0:
             raise ValueError(f"max_failures and finetune_every must be >= 0, got "
                              f"{self.max_failures!r}, {self.finetune_every!r}")
