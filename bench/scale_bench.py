@@ -22,6 +22,10 @@ allows, ``/proc/self/clear_refs``; else the peak since start). ``vectors_read_s`
 ``round_every`` is 0 here, so no round starts by itself after the timed answers (it would share the
 cores with the timed round), and a timed round waits for any running background job first.
 
+``--mix-lfw`` adds the 2,155 real lfw-dev faces (their dlib embeddings, 62 people named "LFW ...", labelled
+at the same rate) to the synthetic library and reports the round's auto-labels on them
+(``real_auto_labels``, ``real_auto_label_precision``): the engine's answers on real faces among many others.
+
 ``--import-photos N`` imports N small photos through the real ``Importer`` (a stand-in detector that finds one
 face per photo and a stand-in 128-d embedder, so only what depends on the library's size is timed: the
 database writes, the duplicate checks and the index load, adds and save) into the built library and into an
@@ -206,6 +210,44 @@ def index_recall(X: np.ndarray, queries: int = 200, k: int = 10, seed: int = 0) 
             f"recall@{k}": round(hits / (k * len(q)), 4), "ivf_query_ms": round(ivf_ms, 3)}
 
 
+def add_lfw(root: Path, truth: dict[int, str], labelled: float, seed: int = 0) -> list[int]:
+    """Add the real lfw-dev faces (dlib embeddings from the benchmark cache) to the library at ``root`` as
+    one-face photos of people named "LFW <name>", ``labelled`` of them (and each person's first) with human
+    labels; ``truth`` gets their names. Returns their face ids."""
+    from aspl.datasets import folder_embeddings
+
+    data = REPO.parent / "shared" / "data" / "lfw-dev"
+    emb = folder_embeddings(data, backbone="dlib-resnet", cache_dir=REPO / ".cache" / "emb", progress=False)
+    names = [f"LFW {n.replace('_', ' ')}" for n in emb.labels]
+    lib = Library(root)
+    crop = np.full((16, 16, 3), 128, np.uint8)
+    ids = []
+    with lib.transaction():
+        for i, x in enumerate(np.asarray(emb.X, np.float32)):
+            sha = hashlib.sha256(f"lfw-{seed}-{i}".encode()).hexdigest()
+            _, fids = lib.add_image(f"lfw/{i}.jpg", sha, 1000, 160, 160, [NewFace(
+                (10.0, 10.0, 150.0, 150.0), np.zeros((5, 2), np.float32), 0.99, crop, {BACKBONE: x})])
+            ids.append(int(fids[0]))
+            truth[int(fids[0])] = names[i]
+        who = np.unique(np.asarray(names), return_inverse=True)[1]
+        for i in _pick_labelled(np.random.default_rng(seed), who, labelled):
+            lib.add_label(ids[i], lib.person_id(names[i], create=True), "human", 1.0, annotator="bench")
+    IndexStore(lib).rebuild(BACKBONE)
+    lib.close()
+    return ids
+
+
+def real_auto_labels(lib: Library, real: list[int], truth: dict[int, str]) -> dict:
+    """Auto-labels on the real lfw-dev faces mixed into the library: how many, and how many right."""
+    names = lib.names_of_people()
+    real_set = set(real)
+    auto = [(r["face_id"], names.get(lib.resolve_person(r["person_id"]))) for r in lib.label_rows(("auto",))
+            if r["face_id"] in real_set]
+    right = sum(truth[f] == n for f, n in auto)
+    return {"real_faces": len(real), "real_auto_labels": len(auto),
+            "real_auto_label_precision": round(right / len(auto), 4) if auto else None}
+
+
 def real_recall(k: int = 10) -> dict | None:
     """:func:`index_recall` on the real lfw-dev dlib embeddings (the benchmark cache), or None without it."""
     from aspl.datasets import folder_embeddings
@@ -369,6 +411,9 @@ def main(argv=None) -> int:
     ap.add_argument("--reuse", action="store_true", help="reuse the library already built in --dir")
     ap.add_argument("--bulk", action="store_true", help="build with insert_all (for 1M faces)")
     ap.add_argument("--recall", action="store_true", help="measure IVF recall@10 against exact search")
+    ap.add_argument("--mix-lfw", action="store_true",
+                    help="add the real lfw-dev faces (dlib, from the benchmark cache) to the synthetic library "
+                         "and report the round's auto-label precision on them")
     ap.add_argument("--import-photos", type=int, default=0,
                     help="import this many small photos into the built library and into an empty one")
     ap.add_argument("--json", action="store_true")
@@ -380,6 +425,8 @@ def main(argv=None) -> int:
         b["truth"] = {int(k): v for k, v in b["truth"].items()}
     else:
         b = (build_bulk if a.bulk else build)(root, a.faces, a.people, a.labelled)
+        if a.mix_lfw:
+            b["real"] = add_lfw(root, b["truth"], a.labelled)
         saved.write_text(json.dumps(b))
     lib = Library(root)
     svc = Service(lib)
@@ -397,6 +444,8 @@ def main(argv=None) -> int:
         out.update(keypresses(svc, b["truth"], a.keys))
     if not a.no_round:
         out.update(timed_round(svc))
+        if b.get("real"):
+            out.update(real_auto_labels(lib, b["real"], b["truth"]))
         if a.keys:
             out.update({f"after_round_{k}": v for k, v in keypresses(svc, b["truth"], a.keys).items()
                         if k.startswith("keypress")})
