@@ -93,3 +93,21 @@ def test_top_k_from_the_most_probable_people_only_equals_the_full_ranking(monkey
         top = [(s.person_id, round(s.score, 12)) for s in svc.suggestions(f, 5)]
         full = [(s.person_id, round(s.score, 12)) for s in svc.suggestions(f, people)][:5]
         assert top == full and len(top) == 5, f
+
+
+def test_top_k_stays_full_when_the_most_probable_people_were_merged_away(monkeypatch):
+    """People merged into others after the round still have classifiers; when they fill the most probable
+    places, the top k comes from the rest (as ranking everyone would), not a shorter list."""
+    import aspl.service.annotate as annotate
+
+    monkeypatch.setattr(annotate, "SUGGEST_NEIGHBOURS", 2)
+    svc, truth = synthetic_service(None, n_people=30, per_person=3, human_per_person=1)
+    svc.run_round("admin")
+    people = len(svc.person_names())
+    f = svc.library.face_ids()[0]
+    first = [s.person_id for s in svc.suggestions(f, people)]
+    for p in first[:4]:  # the four most probable people merged into the tenth
+        svc.merge_people(p, first[9], "admin")
+    top = [(s.person_id, round(s.score, 12)) for s in svc.suggestions(f, 5)]
+    full = [(s.person_id, round(s.score, 12)) for s in svc.suggestions(f, people)][:5]
+    assert len(top) == 5 and top == full

@@ -202,6 +202,12 @@ class AnnotateMixin:
             merged = merge_evidence(clf, votes)
             names = lib.names_of_people([p for p in merged if p not in rejected])
             ranked = sorted((p for p in merged if p in names), key=lambda p: -merged[p])[:k]
+            if len(ranked) < k and probs is not None and len(clf) < probs.size:
+                # people merged away since the round filled the top: rank everyone (rare)
+                clf = {int(c): float(v) for c, v in zip(model.classes_, probs)}
+                merged = merge_evidence(clf, votes)
+                names = lib.names_of_people([p for p in merged if p not in rejected])
+                ranked = sorted((p for p in merged if p in names), key=lambda p: -merged[p])[:k]
             source = "classifier+neighbours" if clf and votes else "classifier" if clf else "neighbours"
             res = [Suggestion(p, names[p], merged[p], source, near.get(p)) for p in ranked]
             for sg in res:
