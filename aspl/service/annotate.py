@@ -43,6 +43,19 @@ SUGGEST_TEMPERATURE = 0.1  # softmax temperature of the SVM scores (as CEAL's pr
 SUGGEST_NEIGHBOURS = 32
 
 
+_BLAS: list = []
+
+
+def _one_blas_thread() -> Any:
+    """A context limiting BLAS to one thread. A one-row product gains nothing from a second thread, and
+    OpenBLAS's idle workers spin for a while after each call: a key press cost twice its wall time in CPU."""
+    if not _BLAS:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
+
+
 def merge_evidence(clf: dict[int, float], votes: dict[int, float]) -> dict[int, float]:
     """One probability per person from the classifiers' softmax ``clf`` and neighbour ``votes`` (any
     non-negative weights; normalised here): their mean where both exist, else the one that does."""
@@ -171,7 +184,8 @@ class AnnotateMixin:
             model = self._model()
             probs = None
             if model is not None and len(getattr(model, "classes_", [])) and model.n_features_in_ == x.size:
-                sc = np.asarray(model.decision_function(x[None, :])[0], np.float64)
+                with _one_blas_thread():  # one row: BLAS threads would spin on the other core afterwards
+                    sc = np.asarray(model.decision_function(x[None, :])[0], np.float64)
                 z = np.exp((sc - sc.max()) / SUGGEST_TEMPERATURE)
                 probs = z / z.sum()
                 # only the most probable people can rank in the top k: with P people the other entries
