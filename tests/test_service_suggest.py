@@ -111,3 +111,26 @@ def test_top_k_stays_full_when_the_most_probable_people_were_merged_away(monkeyp
     top = [(s.person_id, round(s.score, 12)) for s in svc.suggestions(f, 5)]
     full = [(s.person_id, round(s.score, 12)) for s in svc.suggestions(f, people)][:5]
     assert len(top) == 5 and top == full
+
+
+def test_the_apps_rounds_train_the_batched_classifier_and_suggestions_score_on_one_blas_thread(monkeypatch):
+    """A new library's rounds use the batched one-vs-all trainer (seconds at 100k faces, not liblinear's
+    tens of minutes); scoring one face for suggestions runs with BLAS limited to one thread."""
+    from threadpoolctl import threadpool_info
+
+    from aspl.engine.batched import BatchedOneVsAll
+
+    svc, truth = synthetic_service(None, n_people=7, per_person=4, human_per_person=1)
+    svc.run_round("admin")
+    loop = svc._model()
+    assert isinstance(loop.model_, BatchedOneVsAll)
+    seen = []
+    real = type(loop.model_).decision_function
+
+    def spy(self, X, *a, **kw):
+        seen.append([i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"])
+        return real(self, X, *a, **kw)
+
+    monkeypatch.setattr(type(loop.model_), "decision_function", spy)
+    assert svc.suggestions(svc.library.face_ids()[0])
+    assert seen and all(n == [1] * len(n) and n for n in seen), seen

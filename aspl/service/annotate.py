@@ -6,6 +6,7 @@ is one transaction that records an undoable action (see :mod:`.undo`).
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any
 
 import numpy as np
@@ -43,17 +44,18 @@ SUGGEST_TEMPERATURE = 0.1  # softmax temperature of the SVM scores (as CEAL's pr
 SUGGEST_NEIGHBOURS = 32
 
 
-_BLAS: list = []
+@functools.cache
+def _blas_controller() -> Any:
+    """threadpoolctl's view of the loaded BLAS libraries, inspected once (each inspection costs ~1 ms)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def _one_blas_thread() -> Any:
     """A context limiting BLAS to one thread. A one-row product gains nothing from a second thread, and
     OpenBLAS's idle workers spin for a while after each call: a key press cost twice its wall time in CPU."""
-    if not _BLAS:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS.append(ThreadpoolController())
-    return _BLAS[0].limit(limits=1, user_api="blas")
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def merge_evidence(clf: dict[int, float], votes: dict[int, float]) -> dict[int, float]:
@@ -213,15 +215,17 @@ class AnnotateMixin:
                 cls = np.asarray(model.classes_)
                 for i in np.flatnonzero(np.isin(cls, [p for p in votes if p not in clf])):
                     clf[int(cls[i])] = float(probs[i])
-            merged = merge_evidence(clf, votes)
-            names = lib.names_of_people([p for p in merged if p not in rejected])
-            ranked = sorted((p for p in merged if p in names), key=lambda p: -merged[p])[:k]
+
+            def rank(clf: dict[int, float]) -> tuple[dict[int, float], dict[int, str], list[int]]:
+                merged = merge_evidence(clf, votes)
+                names = lib.names_of_people([p for p in merged if p not in rejected])
+                return merged, names, sorted((p for p in merged if p in names), key=lambda p: -merged[p])[:k]
+
+            merged, names, ranked = rank(clf)
             if len(ranked) < k and probs is not None and len(clf) < probs.size:
                 # people merged away since the round filled the top: rank everyone (rare)
                 clf = {int(c): float(v) for c, v in zip(model.classes_, probs)}
-                merged = merge_evidence(clf, votes)
-                names = lib.names_of_people([p for p in merged if p not in rejected])
-                ranked = sorted((p for p in merged if p in names), key=lambda p: -merged[p])[:k]
+                merged, names, ranked = rank(clf)
             source = "classifier+neighbours" if clf and votes else "classifier" if clf else "neighbours"
             res = [Suggestion(p, names[p], merged[p], source, near.get(p)) for p in ranked]
             for sg in res:
