@@ -99,3 +99,35 @@ def test_unsafe_backbone_name_rejected(tmp_path):
     with pytest.raises(ValueError, match="safe file name"):
         IndexStore(lib).path("../evil")
     lib.close()
+
+
+@pytest.mark.parametrize("ivf", [False, True])
+def test_matrix_gives_the_database_vectors_sorted_by_id(ivf):
+    X = _unit(1200, 8, seed=3)
+    ids = np.random.default_rng(0).permutation(1200) * 3 + 1  # added out of id order
+    idx = FaceIndex.build(ids, X, ivf_threshold=1000 if ivf else 10**9, nprobe=4)
+    assert idx.kind == ("ivf" if ivf else "flat")
+    got_ids, got = idx.matrix()
+    order = np.argsort(ids)
+    np.testing.assert_array_equal(got_ids, ids[order])
+    np.testing.assert_array_equal(got, X[order])
+
+
+def test_store_matrix_reads_the_open_index_only_while_it_agrees(tmp_path, monkeypatch):
+    lib, X = _library_with(tmp_path, 20)
+    store = IndexStore(lib)
+    assert store.matrix("toy")[1].shape == (20, 8)  # nothing open yet: the database
+    store.get("toy")
+    db_ids, db_X = lib.embeddings("toy")
+    real = lib.embeddings
+    monkeypatch.setattr(lib, "embeddings", lambda *a, **k: pytest.fail("read the database"))
+    ids, M = store.matrix("toy")
+    np.testing.assert_array_equal(ids, db_ids)
+    np.testing.assert_array_equal(M, db_X)
+    # The database changes behind the open index: the matrix comes from the database, with the new vector.
+    monkeypatch.setattr(lib, "embeddings", real)
+    new = _unit(1, 8, seed=9)[0]
+    lib.put_embeddings("toy", [int(db_ids[0])], new[None])
+    ids, M = store.matrix("toy")
+    np.testing.assert_array_equal(M[0], new)
+    lib.close()

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from storage import Library
+from storage import IndexStore, Library
 
 from ..engine import estimate_precision
 from ..engine.loop import ActiveLoop
@@ -29,10 +29,14 @@ def review_precision(lib: Library, sample: str = "random", confidence: float = 0
     return estimate_precision([bool(r["correct"]) for r in lib.reviews(sample=sample)], confidence)
 
 
-def _round_inputs(lib: Library, backbone: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+def _round_inputs(lib: Library, backbone: str, indexes: IndexStore | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
     """``(face_ids, X, labels, human_rows)`` of the faces in the loop: status ok and not hidden (faces
-    marked not a face or stranger, and faces below the quality thresholds, are left out)."""
-    ids, X = lib.embeddings(backbone)
+    marked not a face or stranger, and faces below the quality thresholds, are left out).
+
+    The vectors come from ``indexes``' open index when it agrees with ``lib`` (no database read), else from
+    the database."""
+    ids, X = indexes.matrix(backbone, lib) if indexes is not None else lib.embeddings(backbone)
     if len(ids) == 0:
         raise ServiceError(f"no faces are embedded with {backbone!r} yet; import photos first")
     out = lib.face_ids_out_of_loop()  # not a face, strangers, hidden by the quality thresholds
@@ -85,7 +89,7 @@ class RoundsMixin:
         backbone = library_backbone(lib)
         loop = loop_settings_of(lib)
         progress(0, 5, f"loading {backbone} embeddings")
-        ids, X, labels, human_rows = _round_inputs(lib, backbone)
+        ids, X, labels, human_rows = _round_inputs(lib, backbone, self.indexes)
         if not (labels >= 0).any():
             raise ServiceError("a round needs at least one named face: label some faces on the Annotate page first")
 
