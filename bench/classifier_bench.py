@@ -15,6 +15,7 @@ with liblinear where liblinear ran. ``--lfw`` adds the agreement on lfw-dev
 
     .venv/bin/python bench/classifier_bench.py --faces 20000 --people 500
     .venv/bin/python bench/classifier_bench.py --faces 100000 --people 2000 --classifiers batched
+    .venv/bin/python bench/classifier_bench.py --classifiers batched batched-torch [--torch-device cuda]
     .venv/bin/python bench/classifier_bench.py --lfw
     .venv/bin/python bench/classifier_bench.py --lfw --project 16 --lfw-seeds 3 --sim-rounds 9
 """
@@ -37,8 +38,9 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from test_engine_batched import _lfw_round as lfw_round  # noqa: E402  (the training sets the tests check)
 
 CLASSIFIERS = ("liblinear", "batched")
-#: Benchmark variants: ``batched-sub`` is the batched classifier with ``--max-negatives``.
-VARIANTS = CLASSIFIERS + ("batched-sub",)
+#: Benchmark variants: ``batched-sub`` is the batched classifier with ``--max-negatives``, ``batched-torch``
+#: the batched classifier on the torch device ``--torch-device`` (``cpu``; ``cuda`` on a GPU machine).
+VARIANTS = CLASSIFIERS + ("batched-sub", "batched-torch")
 #: Face noise around a person's centre and weight of the look-alike group's shared direction.
 SPREAD, SHARED = 1.2, 1.2
 
@@ -93,7 +95,12 @@ def run_one(args: argparse.Namespace) -> None:
         kw["max_negatives"] = args.max_negatives
     if args.one != "liblinear" and args.n_jobs > 1:
         kw["n_jobs"] = args.n_jobs
-    m = make(args.one.replace("-sub", ""), **kw)
+    if args.one == "batched-torch":
+        kw["device"] = args.torch_device
+    elif args.one != "liblinear":
+        kw["device"] = "numpy"
+    base = args.one.replace("-sub", "").replace("-torch", "")
+    m = make(base, **kw)
     t0, c0 = time.perf_counter(), time.process_time()
     m.fit(X, lab, w)
     t1, c1 = time.perf_counter(), time.process_time()
@@ -107,6 +114,7 @@ def run_one(args: argparse.Namespace) -> None:
     np.save(args.save, m.classes_[top])
     np.save(str(args.save).replace(".npy", "-test.npy"), m.classes_[test])
     out = {"classifier": args.one + (f" (max_negatives={args.max_negatives})" if "sub" in args.one else "")
+           + (f" (device={args.torch_device})" if "torch" in args.one else "")
            + (f" (n_jobs={args.n_jobs})" if args.one != "liblinear" and args.n_jobs > 1 else ""),
            "fit_cpu": c1 - c0, "fit_wall": t1 - t0, "score_cpu": c2 - c1,
            "score_wall": t2 - t1, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -119,7 +127,7 @@ def run_one(args: argparse.Namespace) -> None:
         lab2 = lab.copy()
         lab2[ch] = np.where(lab[ch] == y[ch], -1, y[ch])  # labelled faces leave, others get their person
         t0, c0 = time.perf_counter(), time.process_time()
-        m2 = make(args.one.replace("-sub", ""), **kw).fit(X, lab2, w, init=m)
+        m2 = make(base, **kw).fit(X, lab2, w, init=m)
         out.update(warm_fit_cpu=time.process_time() - c0, warm_fit_wall=time.perf_counter() - t0,
                    warm_people_stepped=int((m2.n_iter_ > 1).sum()))
     print(json.dumps(out))
@@ -135,7 +143,7 @@ def synthetic(args: argparse.Namespace) -> list[dict]:
                    "--people", str(args.people), "--dims", str(args.dims), "--seed", str(args.seed)]
             if name == "batched-sub":
                 cmd += ["--max-negatives", str(args.max_negatives)]
-            cmd += ["--n-jobs", str(args.n_jobs)]
+            cmd += ["--n-jobs", str(args.n_jobs), "--torch-device", args.torch_device]
             res = subprocess.run(cmd, capture_output=True, text=True, check=True)
             r = json.loads(res.stdout.strip().splitlines()[-1])
             preds[name] = (np.load(save), np.load(str(save).replace(".npy", "-test.npy")))
@@ -216,6 +224,7 @@ def main() -> None:
     ap.add_argument("--classifiers", nargs="+", default=list(CLASSIFIERS), choices=VARIANTS)
     ap.add_argument("--max-negatives", type=int, default=10000, help="batched-sub: shared negative subsample")
     ap.add_argument("--n-jobs", type=int, default=1, help="batched: threads (n_jobs)")
+    ap.add_argument("--torch-device", default="cpu", help="batched-torch: the torch device (cpu, cuda)")
     ap.add_argument("--lfw", action="store_true", help="agreement on lfw-dev instead of synthetic data")
     ap.add_argument("--lfw-seeds", type=int, default=5, help="training sets compared on lfw-dev")
     ap.add_argument("--sim-seeds", type=int, default=3, help="simulation runs compared on lfw-dev")

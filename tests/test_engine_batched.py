@@ -78,13 +78,13 @@ def _lfw_round(y, seed):
 # |score difference| 0.0022-0.0032 -- liblinear's own tolerance: with tol=1e-8 it agrees with the
 # batched solution to 2e-6, and the batched objective is lower than liblinear's for every person.
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_batched_agrees_with_liblinear_on_lfw_dev(lfw, seed):
+@pytest.mark.parametrize("seed, device", [(0, "numpy"), (1, "numpy"), (2, "numpy"), (0, "cpu")])
+def test_batched_agrees_with_liblinear_on_lfw_dev(lfw, seed, device):
     X, y = lfw
     lab, w = _lfw_round(y, seed)
     tr = w > 0
     a = OneVsAllSVM(min_labels=1).fit(X[tr], lab[tr], w[tr])
-    b = BatchedOneVsAll(min_labels=1).fit(X[tr], lab[tr], w[tr])
+    b = BatchedOneVsAll(min_labels=1, device=device).fit(X[tr], lab[tr], w[tr])
     assert a.classes_.tolist() == b.classes_.tolist() == list(range(62))
     Sa, Sb = a.decision_function(X), b.decision_function(X)
     diff = float(np.abs(Sa - Sb).max())
@@ -124,29 +124,35 @@ def test_aspl_with_the_batched_classifier_on_lfw_dev_matches_liblinear(lfw):
 
 
 # ------------------------------------------------------------- the solver
-def test_working_set_passes_reach_the_solution_of_all_negatives_at_once():
+#: numpy, and torch on the CPU (the code that runs on a CUDA GPU, on the device this machine has).
+DEVICES = ["numpy", "cpu"]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_working_set_passes_reach_the_solution_of_all_negatives_at_once(device):
     X, y = _clustered()
     lab, w = _round(y)
-    full = BatchedOneVsAll(min_labels=1, working_set=None).fit(X, lab, w)
-    ws = BatchedOneVsAll(min_labels=1, working_set=10).fit(X, lab, w)
+    full = BatchedOneVsAll(min_labels=1, working_set=None, device=device).fit(X, lab, w)
+    ws = BatchedOneVsAll(min_labels=1, working_set=10, device=device).fit(X, lab, w)
     assert full.n_passes_ == 0 and ws.n_passes_ >= 2
     _scores_close(full, ws, X, 1e-3)
     sk = OneVsAllSVM(min_labels=1, tol=1e-8, max_iter=100000).fit(X, lab, w)
     _scores_close(sk, full, X, 1e-3)
 
 
-def test_warm_start_reaches_the_same_optimum_and_skips_unchanged_people():
+@pytest.mark.parametrize("device", DEVICES)
+def test_warm_start_reaches_the_same_optimum_and_skips_unchanged_people(device):
     X, y = _clustered()
     lab, w = _round(y)
-    cold = BatchedOneVsAll(min_labels=1, working_set=10).fit(X, lab, w)
-    again = BatchedOneVsAll(min_labels=1, working_set=10).fit(X, lab, w, init=cold)
+    cold = BatchedOneVsAll(min_labels=1, working_set=10, device=device).fit(X, lab, w)
+    again = BatchedOneVsAll(min_labels=1, working_set=10, device=device).fit(X, lab, w, init=cold)
     assert again.n_iter_.max() <= 1  # already optimal: one gradient check / tiny step each
     _scores_close(cold, again, X, 1e-4)
     lab2 = lab.copy()
     lab2[y == 3] = -1  # person 3 leaves; its faces become negatives of everyone
     lab2[:5] = 7
-    warm = BatchedOneVsAll(min_labels=1, working_set=10).fit(X, lab2, w, init=cold)
-    fresh = BatchedOneVsAll(min_labels=1, working_set=10).fit(X, lab2, w)
+    warm = BatchedOneVsAll(min_labels=1, working_set=10, device=device).fit(X, lab2, w, init=cold)
+    fresh = BatchedOneVsAll(min_labels=1, working_set=10, device=device).fit(X, lab2, w)
     assert 3 not in warm.classes_
     _scores_close(warm, fresh, X, 1e-3)
     assert warm.n_iter_.sum() < fresh.n_iter_.sum()
@@ -195,19 +201,21 @@ def test_people_without_negatives_and_min_labels_are_handled_like_liblinear():
         assert Model(min_labels=3).fit(X, y, w0).classes_.tolist() == [0, 1, 3]
 
 
-def test_negative_subsampling_keeps_the_top_person():
+@pytest.mark.parametrize("device", DEVICES)
+def test_negative_subsampling_keeps_the_top_person(device):
     X, y = _clustered(people=30, per=40)
     lab, w = _round(y)
-    full = BatchedOneVsAll(min_labels=1).fit(X, lab, w)
-    sub = BatchedOneVsAll(min_labels=1, max_negatives=400, random_state=0).fit(X, lab, w)
+    full = BatchedOneVsAll(min_labels=1, device=device).fit(X, lab, w)
+    sub = BatchedOneVsAll(min_labels=1, max_negatives=400, random_state=0, device=device).fit(X, lab, w)
     assert np.mean(full.predict(X) == sub.predict(X)) >= 0.95
-    again = BatchedOneVsAll(min_labels=1, max_negatives=400, random_state=0).fit(X, lab, w)
+    again = BatchedOneVsAll(min_labels=1, max_negatives=400, random_state=0, device=device).fit(X, lab, w)
     assert np.array_equal(sub.coef_, again.coef_)
 
 
-def test_top2_matches_the_score_matrix_in_chunks():
+@pytest.mark.parametrize("device", DEVICES)
+def test_top2_matches_the_score_matrix_in_chunks(device):
     X, y = _clustered(people=6, per=10)
-    m = BatchedOneVsAll(min_labels=1).fit(X, y)
+    m = BatchedOneVsAll(min_labels=1, device=device).fit(X, y)
     S = m.decision_function(X)
     t = m.top2(X, chunk=7)
     order = np.argsort(-S, axis=1, kind="stable")
@@ -215,10 +223,10 @@ def test_top2_matches_the_score_matrix_in_chunks():
     np.testing.assert_allclose(t.first_score, S.max(1), atol=1e-5)
     np.testing.assert_allclose(t.second_score, np.sort(S, axis=1)[:, -2], atol=1e-5)
     assert np.array_equal(m.predict(X), m.classes_[S.argmax(1)])
-    one = BatchedOneVsAll(min_labels=1).fit(X, np.where(y == 0, 0, -1))
+    one = BatchedOneVsAll(min_labels=1, device=device).fit(X, np.where(y == 0, 0, -1))
     t1 = one.top2(X)
     assert (t1.first == 0).all() and (t1.second == -1).all() and np.isinf(t1.second_score).all()
-    none = BatchedOneVsAll(min_labels=100).fit(X, y)
+    none = BatchedOneVsAll(min_labels=100, device=device).fit(X, y)
     t0 = none.top2(X)
     assert (t0.first == -1).all() and np.isneginf(t0.first_score).all()
 
@@ -233,6 +241,34 @@ def test_parameters_follow_sklearn_and_refuse_hinge():
         BatchedOneVsAll(max_negatives=0).fit(X, y)
     with pytest.raises(ValueError, match="tol"):
         BatchedOneVsAll(tol=0).fit(X, y)
+    with pytest.raises(ValueError, match="valid choices: auto, numpy, cpu, cuda"):
+        BatchedOneVsAll(device="tpu").fit(X, y)
+
+
+def test_devices_reach_the_same_optimum_and_auto_means_numpy_without_a_gpu(monkeypatch):
+    """torch on the CPU (the code a CUDA GPU runs) gives numpy's solution, cold, warm and scored."""
+    import torch
+
+    X, y = _clustered(people=30, per=25)
+    lab, w = _round(y, seed=2)
+    fits = {d: BatchedOneVsAll(min_labels=1, working_set=50, device=d).fit(X, lab, w) for d in DEVICES}
+    _scores_close(fits["numpy"], fits["cpu"], X, 1e-3)
+    assert np.array_equal(fits["numpy"].predict(X), fits["cpu"].predict(X))
+    lab2 = lab.copy()
+    lab2[:10] = 4
+    warm = {d: BatchedOneVsAll(min_labels=1, working_set=50, device=d).fit(X, lab2, w, init=fits[d])
+            for d in DEVICES}
+    _scores_close(warm["numpy"], warm["cpu"], X, 1e-3)
+    # the device is a parameter (kept in the loop state); a model trained on one device scores on another
+    m = warm["cpu"]
+    m.set_params(device="numpy")
+    assert np.array_equal(m.top2(X).first, warm["numpy"].top2(X).first)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    from aspl.engine.batched_torch import resolve_device
+
+    assert resolve_device("auto") is None and resolve_device("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="no CUDA device"):
+        resolve_device("cuda")
 
 
 # ------------------------------------------------------------- the engine
@@ -288,3 +324,13 @@ def test_simulate_runs_with_the_batched_classifier():
         assert a["human_labels"] == b["human_labels"]
         assert abs(a["test_accuracy"] - b["test_accuracy"]) <= 0.05
     assert rows[-1]["test_accuracy"] >= 0.9
+
+
+def test_the_engine_takes_its_training_device_from_the_environment(monkeypatch):
+    monkeypatch.setenv("ASPL_TRAIN_DEVICE", "cpu")
+    assert make_engine("aspl", classifier="batched")._classifier().device == "cpu"
+    monkeypatch.delenv("ASPL_TRAIN_DEVICE")
+    assert make_engine("aspl", classifier="batched")._classifier().device == "auto"
+    m = BatchedOneVsAll(min_labels=1, device="cpu").fit(*_clustered(people=4, per=6))
+    m.device = "cuda:7"  # saved on a GPU machine, loaded here: scores where it can
+    assert m.top2(_clustered(people=4, per=6)[0]).first.shape == (24,)

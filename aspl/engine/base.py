@@ -274,7 +274,9 @@ class Engine:
 
     def _classifier(self) -> OneVsAllSVM:
         s = self.settings
-        extra = {"n_jobs": engine_jobs()} if s.classifier == "batched" else {}  # same result on any count
+        # same result on any thread count and device (ASPL_TRAIN_DEVICE: numpy, cpu, cuda; default auto)
+        extra = {"n_jobs": engine_jobs(), "device": os.environ.get("ASPL_TRAIN_DEVICE", "auto")} \
+            if s.classifier == "batched" else {}
         return CLASSIFIERS[s.classifier](C=s.C, positive_weight=s.positive_weight, min_labels=s.min_labels,
                                          random_state=s.random_state, **extra)
 

@@ -56,6 +56,8 @@ import numpy as np
 from sklearn.utils.validation import check_array, check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from . import batched_torch as bt
+from .batched_torch import DeviceData, resolve_device
 from .classifier import DEFAULT_C, OneVsAllSVM, check_fit_inputs
 from .selection import UNLABELLED
 from .summary import block_rows
@@ -108,7 +110,10 @@ class BatchedOneVsAll(OneVsAllSVM):
     working_set : people with at most this many negatives are solved on all of them at once;
         with more, on a working set grown by passes over all faces (None: never).
     n_jobs : threads solving groups of people and scanning blocks at once (None: 1). Each uses
-        one BLAS thread; the result does not depend on it.
+        one BLAS thread; the result does not depend on it. (numpy path only.)
+    device : where the array work runs: ``"auto"`` (default: a CUDA GPU when torch sees one, else
+        numpy on the CPU), ``"numpy"``, or a torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``); see
+        :mod:`aspl.engine.batched_torch`. Same optimum within ``tol`` on every device.
 
     ``fit(X, y, sample_weight, init=None)``: as OneVsAllSVM; ``init`` a fitted
     model (either class) to warm-start from. Learned state as OneVsAllSVM plus
@@ -119,13 +124,15 @@ class BatchedOneVsAll(OneVsAllSVM):
     def __init__(self, C: float = DEFAULT_C, positive_weight: float = 5.0, min_labels: int = 4,
                  loss: str = "squared_hinge", max_iter: int = 100, tol: float = 1e-4,
                  random_state: int | None = None, warm_start: bool = False,
-                 max_negatives: int | None = None, working_set: int | None = 4096, n_jobs: int | None = None):
+                 max_negatives: int | None = None, working_set: int | None = 4096, n_jobs: int | None = None,
+                 device: str = "auto"):
         super().__init__(C=C, positive_weight=positive_weight, min_labels=min_labels, loss=loss,
                          max_iter=max_iter, tol=tol, random_state=random_state)
         self.warm_start = warm_start
         self.max_negatives = max_negatives
         self.working_set = working_set
         self.n_jobs = n_jobs
+        self.device = device
 
     def _validate(self) -> None:
         super()._validate()
@@ -138,6 +145,7 @@ class BatchedOneVsAll(OneVsAllSVM):
             v = getattr(self, name)
             if v is not None and (int(v) != v or v < 1):
                 raise ValueError(f"{name} must be None or an integer >= 1, got {v!r}")
+        resolve_device(self.device)  # ValueError names the valid choices
 
     # ------------------------------------------------------------------ fit
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None,
@@ -172,6 +180,9 @@ class BatchedOneVsAll(OneVsAllSVM):
         if self.max_negatives is not None and n > self.max_negatives:
             rng = np.random.default_rng(self.random_state)
             prob.subsample(np.sort(rng.choice(n, int(self.max_negatives), replace=False)))
+        dev = resolve_device(self.device)
+        if dev is not None:
+            prob.dd = DeviceData(prob, dev)
 
         W = np.zeros((P, d + 1))
         warm = np.zeros(P, dtype=bool)
@@ -183,7 +194,7 @@ class BatchedOneVsAll(OneVsAllSVM):
             W[warm, d] = np.asarray(init.intercept_, dtype=np.float64)[src[warm]]
 
         full = self.working_set is None or prob.m <= self.working_set
-        jobs = int(self.n_jobs or 1)
+        jobs = int(self.n_jobs or 1) if prob.dd is None else 1  # a torch device runs its own threads
         with threadpool_limits(limits=1, user_api="blas"):  # small products: BLAS threads only contend
             if jobs > 1:
                 with ThreadPoolExecutor(jobs) as pool:
@@ -260,6 +271,14 @@ class BatchedOneVsAll(OneVsAllSVM):
             self._coef32 = cached
         return X, cached[2], cached[3]
 
+    def _scoring_device(self):
+        """The device that scores: ``device``, or ``auto``'s choice where that one is not here (a model
+        trained on a GPU machine and loaded on one without)."""
+        try:
+            return resolve_device(getattr(self, "device", "auto"))
+        except ValueError:
+            return resolve_device("auto")
+
     def score_blocks(self, X: np.ndarray, chunk: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """``(first row, float32 scores)`` of ``X`` in blocks of ``chunk`` rows (default: about
         :data:`~aspl.engine.summary.SCORE_BLOCK_ELEMENTS` scores per block), columns as ``classes_``.
@@ -268,6 +287,9 @@ class BatchedOneVsAll(OneVsAllSVM):
         """
         X, Wt, b = self._scores32(X)  # checked now, not at the first block
         step = block_rows(Wt.shape[0], chunk)
+        dev = self._scoring_device()
+        if dev is not None:
+            return bt.score_blocks(X, Wt, b, step, dev)
         return ((a, X[a:a + step] @ Wt.T + b) for a in range(0, X.shape[0], step))
 
     def decision_function(self, X: np.ndarray, chunk: int | None = None) -> np.ndarray:
@@ -285,6 +307,10 @@ class BatchedOneVsAll(OneVsAllSVM):
         Never builds the full score matrix (the blocks of :meth:`score_blocks`). Ties go to the lower
         column, as :meth:`predict`. Missing places (fewer than two people): column -1, score ``-inf``.
         """
+        dev = self._scoring_device()
+        if dev is not None:
+            Xc, Wt, b = self._scores32(X)
+            return Top2(*bt.top2_blocks(Xc, Wt, b, block_rows(Wt.shape[0], chunk), dev))
         blocks = self.score_blocks(X, chunk)
         n = np.shape(X)[0]
         first = np.full(n, -1, dtype=np.int64)
@@ -337,6 +363,7 @@ class _Problem:
         self.pos = [order[a:b] for a, b in zip(lo, hi)]  # increasing rows
         self.npos = hi - lo
         self.subsample(None)
+        self.dd: bt.DeviceData | None = None  # the rows on a torch device (None: numpy)
 
     @property
     def m(self) -> int:
@@ -378,7 +405,7 @@ class _Problem:
         """``fn(a, S)`` for each block of people starting at ``a`` (scores people x negatives with each
         person's own faces at -inf, ``WORK_ELEMENTS`` at most), in order, on ``pool`` when given."""
         D = np.ascontiguousarray(D, dtype=np.float32)
-        step = max(SCAN_PEOPLE, WORK_ELEMENTS // max(self.m, 1))
+        step = self._step()
 
         def block(a: int):
             S = D[a:a + step] @ self.Xn.T
@@ -390,8 +417,14 @@ class _Problem:
         starts = range(0, js.size, step)
         return list(pool.map(block, starts) if pool is not None else map(block, starts))
 
+    def _step(self) -> int:
+        return max(SCAN_PEOPLE, WORK_ELEMENTS // max(self.m, 1))
+
     def scan_top(self, D: np.ndarray, js: np.ndarray, k: np.ndarray, pool=None) -> list[np.ndarray]:
         """Per person, the rows of the ``k`` negatives most similar to its direction (sorted rows)."""
+        if self.dd is not None:
+            return bt.scan_top(self, self.dd, D, js, k, self._step())
+
         def top(a: int, S: np.ndarray) -> list[np.ndarray]:
             out = []
             for r in range(S.shape[0]):
@@ -404,6 +437,9 @@ class _Problem:
 
     def scan_above(self, W: np.ndarray, js: np.ndarray, thr: float, also: float = np.inf, pool=None):
         """Per person, the negatives scoring above ``thr``, and those of them scoring above ``also``."""
+        if self.dd is not None:
+            return bt.scan_above(self, self.dd, W, js, thr, also, self._step())
+
         def above(a: int, S: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
             flat = np.flatnonzero(S > thr)
             rr, cc = np.divmod(flat, S.shape[1])
@@ -438,6 +474,8 @@ def _newton(prob: _Problem, cand: list[np.ndarray], W: np.ndarray, todo: np.ndar
         i += b
 
     def solve(sel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if prob.dd is not None:
+            return bt.newton_group(prob, prob.dd, cand, W, todo[sel], int(sizes[sel].max()), max_iter, tol)
         return _newton_group(prob, cand, W, todo[sel], int(sizes[sel].max()), max_iter, tol)
 
     iters = np.zeros(todo.size, dtype=np.int64)
