@@ -161,16 +161,17 @@ class FaceIndex:
             invl = ix.invlists
             if invl.code_size != 4 * self.dim:
                 raise ValueError(f"IVF lists hold {invl.code_size}-byte codes, not raw float32 vectors")
-            ids, X = [], []
-            for lst in range(ix.nlist):
-                n = int(invl.list_size(lst))
+            sizes = [int(invl.list_size(lst)) for lst in range(ix.nlist)]
+            ids = np.empty(sum(sizes), np.int64)
+            X = np.empty((ids.size, self.dim), np.float32)  # filled list by list: one copy, no temporaries
+            at = 0
+            for lst, n in enumerate(sizes):
                 if n:
-                    ids.append(faiss.rev_swig_ptr(invl.get_ids(lst), n).astype(np.int64))
+                    ids[at:at + n] = faiss.rev_swig_ptr(invl.get_ids(lst), n)
                     codes = faiss.rev_swig_ptr(invl.get_codes(lst), n * invl.code_size)
-                    X.append(np.frombuffer(codes.tobytes(), np.float32).reshape(n, self.dim))
-            if not ids:
-                return np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32)
-            return np.concatenate(ids), np.concatenate(X)
+                    X[at:at + n] = codes.view(np.float32).reshape(n, self.dim)
+                    at += n
+            return ids, X
         if isinstance(ix, faiss.IndexIDMap2):
             ids = faiss.vector_to_array(ix.id_map).astype(np.int64)
             X = ix.index.reconstruct_n(0, ix.ntotal) if ix.ntotal else np.zeros((0, self.dim), np.float32)
