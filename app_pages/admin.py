@@ -102,6 +102,19 @@ with tab_backbone:
         st.success(f"Now using {job.result['backbone']} ({job.result['embedded']} faces embedded).")
     st.caption("The current backbone and its index keep serving until every face is embedded with the new one.")
 
+    st.markdown("**Search index**")
+    info = svc.index_info()
+    st.caption(f"{info['faces']} faces; setting `{info['factory']}`, open now: `{info['kind'] or 'none yet'}`"
+               + (f", {info['bytes_per_face']} bytes per face" if info["bytes_per_face"] else "")
+               + ". `auto`: exact up to 50,000 faces, IVF lists above. For millions of faces a compressed "
+                 "FAISS structure such as `IVF4096,PQ32` needs about 40 bytes per face instead of 512 "
+                 "(approximate neighbours; rounds then read the vectors from the database).")
+    spec = st.text_input("Index structure (FAISS factory string or auto)", value=info["factory"], key="index_factory")
+    if st.button("Rebuild the index", key="index_rebuild", disabled=svc.jobs.running("index") is not None):
+        common.guarded(svc.set_index_factory, spec, who)
+        st.rerun()
+    common.job_status("index", unit="")
+
 # ------------------------------------------------------------------ export
 with tab_export:
     st.markdown("Face → person for every labelled face (human labels win over auto-labels), with the box, "

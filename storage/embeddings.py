@@ -166,6 +166,11 @@ class EmbeddingsMixin(_Host):
         return np.fromiter((r[0] for r in self.db.execute(
             "SELECT face_id FROM embeddings WHERE backbone = ? ORDER BY face_id", [backbone])), np.int64)
 
+    def embedding_dim(self, backbone: str) -> int | None:
+        """The dimension of ``backbone``'s embeddings (None before the first)."""
+        row = self.db.execute("SELECT dim FROM embeddings WHERE backbone = ? LIMIT 1", [backbone]).fetchone()
+        return None if row is None else int(row[0])
+
     def embedding_count(self, backbone: str) -> int:
         """Faces embedded with ``backbone`` (one row read: the count kept with the fingerprint)."""
         return self.embedding_fingerprint(backbone)[0]

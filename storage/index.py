@@ -29,6 +29,48 @@ log = logging.getLogger(__name__)
 
 #: Past this many vectors, a rebuilt index is IVF (approximate) instead of exact.
 IVF_THRESHOLD = 50_000
+#: Library setting holding the index structure: ``{"factory": "auto"}`` or a FAISS index factory string.
+INDEX_SETTING = "index"
+#: The default structure: exact below :data:`IVF_THRESHOLD` vectors, ``IVF{4 sqrt(n)},Flat`` above.
+AUTO = "auto"
+#: Most vectors used to train a factory index (k-means of IVF lists, PQ codebooks).
+TRAIN_SAMPLE = 262_144
+
+
+def check_factory(factory: str, dim: int) -> str:
+    """``factory`` if it is ``"auto"`` or a FAISS index factory string that builds a ``dim``-dimensional
+    inner-product index (e.g. ``"IVF4096,PQ32"``, ``"IVF1024,Flat"``, ``"HNSW32"``); ValueError otherwise."""
+    spec = " ".join(str(factory or "").split())
+    if spec == AUTO:
+        return spec
+    if not spec:
+        raise ValueError(f"empty index factory; valid choices: {AUTO!r} or a FAISS factory string "
+                         f"such as 'IVF4096,PQ32' or 'IVF1024,Flat'")
+    try:
+        faiss.index_factory(int(dim), spec, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as e:  # faiss reports a bad string or a size that does not fit dim this way
+        first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise ValueError(f"FAISS cannot build index {spec!r} for {dim}-d vectors ({first}); valid choices: "
+                         f"{AUTO!r} or a factory string such as 'IVF4096,PQ32' (PQ m must divide {dim})") from e
+    return spec
+
+
+def _new_factory_index(factory: str, X: np.ndarray, use_gpu: bool) -> faiss.Index:
+    """An index built by ``factory`` and trained on a sample of ``X`` (on the GPUs when faiss sees some)."""
+    n, d = X.shape
+    ix = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
+    if not ix.is_trained:
+        rng = np.random.default_rng(0)
+        sample = X if n <= TRAIN_SAMPLE else X[np.sort(rng.choice(n, TRAIN_SAMPLE, replace=False))]
+        if use_gpu:
+            gpu = faiss.index_cpu_to_all_gpus(ix)
+            gpu.train(np.ascontiguousarray(sample))
+            ix = faiss.index_gpu_to_cpu(gpu)
+        else:
+            ix.train(np.ascontiguousarray(sample))
+    if not isinstance(ix, (faiss.IndexIVF, faiss.IndexIDMap, faiss.IndexIDMap2)):
+        ix = faiss.IndexIDMap2(ix)  # face ids as FAISS ids for structures without their own (Flat, HNSW)
+    return ix
 
 
 def gpu_count() -> int:
@@ -60,6 +102,7 @@ class FaceIndex:
         self._idset: set[int] = set()
         self._fp = np.uint64(0)
         self._gpu: faiss.Index | None = None
+        self.factory = AUTO  # the structure it was built with (AUTO: flat or IVF-Flat by size)
 
     def _set_rows(self, ids: np.ndarray, hashes: np.ndarray) -> None:
         """Replace the bookkeeping of held rows (after a load or a removal)."""
@@ -82,12 +125,21 @@ class FaceIndex:
 
     # ------------------------------------------------------------- building
     @classmethod
-    def build(cls, ids: np.ndarray, X: np.ndarray, **kw) -> "FaceIndex":
-        """A new index over ``X`` with ids ``ids`` (IVF when large)."""
+    def build(cls, ids: np.ndarray, X: np.ndarray, factory: str = AUTO, **kw) -> "FaceIndex":
+        """A new index over ``X`` with ids ``ids``: by default exact, IVF when large; else the FAISS
+        ``factory`` structure (see :func:`check_factory`), trained on a sample of ``X``."""
         X = np.ascontiguousarray(X, np.float32)
         ids = np.ascontiguousarray(ids, np.int64)
         idx = cls(X.shape[1] if X.ndim == 2 and X.shape[1] else kw.pop("dim"), **kw)
-        if len(ids) >= idx.ivf_threshold:
+        factory = check_factory(factory, idx.dim)
+        if factory != AUTO:
+            if len(ids) == 0:
+                raise ValueError(f"index {factory!r} needs vectors to train on; none given")
+            idx._index = _new_factory_index(factory, X, idx.use_gpu)
+            if isinstance(idx._index, faiss.IndexIVF):
+                idx._index.nprobe = idx.nprobe
+            idx.factory = factory
+        elif len(ids) >= idx.ivf_threshold:
             nlist = int(4 * np.sqrt(len(ids)))
             quant = faiss.IndexFlatIP(idx.dim)
             ivf = faiss.IndexIVFFlat(quant, idx.dim, nlist, faiss.METRIC_INNER_PRODUCT)
@@ -102,7 +154,39 @@ class FaceIndex:
 
     @property
     def kind(self) -> str:
+        """``flat`` or ``ivf`` (the default structures), else the factory string it was built with."""
+        if self.factory != AUTO:
+            return self.factory
         return "ivf" if isinstance(self._index, faiss.IndexIVF) else "flat"
+
+    @property
+    def exact_vectors(self) -> bool:
+        """Whether the structure holds the vectors as they were added (Flat codes), so that
+        :meth:`stored` and :meth:`matrix` can give them back; False for compressed codes (PQ, SQ)."""
+        ix = self._index
+        if isinstance(ix, faiss.IndexIVF):
+            return ix.invlists.code_size == 4 * self.dim
+        if isinstance(ix, faiss.IndexIDMap2):
+            inner = faiss.downcast_index(ix.index)
+            return isinstance(inner, faiss.IndexFlat) or (
+                isinstance(inner, faiss.IndexHNSWFlat))
+        return False
+
+    def _held_ids(self) -> np.ndarray:
+        """The ids in the FAISS structures themselves (storage order), for any structure."""
+        ix = self._index
+        if isinstance(ix, faiss.IndexIVF):
+            invl = ix.invlists
+            parts = [faiss.rev_swig_ptr(invl.get_ids(lst), n).astype(np.int64)
+                     for lst in range(ix.nlist) if (n := int(invl.list_size(lst)))]
+            return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        if isinstance(ix, (faiss.IndexIDMap, faiss.IndexIDMap2)):
+            return faiss.vector_to_array(ix.id_map).astype(np.int64)
+        raise ValueError(f"unsupported FAISS index type {type(ix).__name__}")
+
+    def memory_bytes(self) -> int:
+        """Bytes of the serialised index (vectors or codes, lists, quantiser; not the id bookkeeping)."""
+        return int(faiss.serialize_index(self._index).size)
 
     @property
     def ntotal(self) -> int:
@@ -160,7 +244,8 @@ class FaceIndex:
         if isinstance(ix, faiss.IndexIVF):
             invl = ix.invlists
             if invl.code_size != 4 * self.dim:
-                raise ValueError(f"IVF lists hold {invl.code_size}-byte codes, not raw float32 vectors")
+                raise ValueError(f"an IVF index ({self.kind}) with {invl.code_size}-byte codes does not hold the "
+                                 f"raw vectors")
             sizes = [int(invl.list_size(lst)) for lst in range(ix.nlist)]
             ids = np.empty(sum(sizes), np.int64)
             X = np.empty((ids.size, self.dim), np.float32)  # filled list by list: one copy, no temporaries
@@ -172,11 +257,11 @@ class FaceIndex:
                     X[at:at + n] = codes.view(np.float32).reshape(n, self.dim)
                     at += n
             return ids, X
-        if isinstance(ix, faiss.IndexIDMap2):
+        if isinstance(ix, faiss.IndexIDMap2) and self.exact_vectors:
             ids = faiss.vector_to_array(ix.id_map).astype(np.int64)
             X = ix.index.reconstruct_n(0, ix.ntotal) if ix.ntotal else np.zeros((0, self.dim), np.float32)
             return ids, np.ascontiguousarray(X, np.float32)
-        raise ValueError(f"unsupported FAISS index type {type(ix).__name__}")
+        raise ValueError(f"a {type(ix).__name__} index ({self.kind}) does not hold the raw vectors")
 
     def matrix(self) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, X)`` of every vector held, sorted by face id (as :meth:`Library.embeddings`), read from the
@@ -188,8 +273,8 @@ class FaceIndex:
         return ids, X
 
     def reconstruct(self, face_id: int) -> np.ndarray:
-        """The stored vector of ``face_id`` (KeyError if it is not held)."""
-        if isinstance(self._index, faiss.IndexIDMap2):
+        """The stored vector of ``face_id`` (KeyError if it is not held; ValueError for compressed codes)."""
+        if isinstance(self._index, faiss.IndexIDMap2) and self.exact_vectors:
             if not np.isin(face_id, self._ids):
                 raise KeyError(f"face {face_id} is not in the index")
             return self._index.reconstruct(int(face_id))
@@ -233,8 +318,9 @@ class FaceIndex:
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
         try:
             with open(tmp, "wb") as f:
+                extra = {} if self.exact_vectors else {"hashes": self._hashes}  # codes cannot be re-hashed
                 np.savez(f, index=faiss.serialize_index(self._index), ids=self._ids, dim=np.int64(self.dim),
-                         fingerprint=np.uint64(self.fingerprint))
+                         fingerprint=np.uint64(self.fingerprint), factory=np.str_(self.factory), **extra)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -257,15 +343,25 @@ class FaceIndex:
                 raise ValueError(f"index file {path} lacks {', '.join(sorted(missing))}")
             dim, raw, ids = int(z["dim"]), z["index"], z["ids"].astype(np.int64)
             recorded = int(z["fingerprint"]) if "fingerprint" in z.files else None
+            factory = str(z["factory"]) if "factory" in z.files else AUTO
+            hashes = z["hashes"].astype(np.uint64) if "hashes" in z.files else None
         idx = cls(dim, **kw)
         idx._index = faiss.deserialize_index(raw)
         if idx._index.d != dim or idx._index.ntotal != len(ids):
             raise ValueError(f"index file {path} is inconsistent: {idx._index.ntotal} vectors of dimension "
                              f"{idx._index.d}, {len(ids)} ids of dimension {dim}")
-        held, X = idx.stored()
-        if not np.array_equal(np.sort(held), np.sort(ids)):
-            raise ValueError(f"index file {path} is inconsistent: its id list differs from the ids in its index")
-        idx._set_rows(held, fpr.row_hashes(held, X))
+        idx.factory = factory
+        if idx.exact_vectors:
+            held, X = idx.stored()
+            if not np.array_equal(np.sort(held), np.sort(ids)):
+                raise ValueError(f"index file {path} is inconsistent: its id list differs from the ids in its index")
+            idx._set_rows(held, fpr.row_hashes(held, X))
+        else:  # compressed codes: the row hashes recorded at add time (the zip's CRCs guard the file)
+            if hashes is None or hashes.shape != ids.shape:
+                raise ValueError(f"index file {path} holds compressed codes but no row hashes")
+            if not np.array_equal(np.sort(idx._held_ids()), np.sort(ids)):
+                raise ValueError(f"index file {path} is inconsistent: its id list differs from the ids in its index")
+            idx._set_rows(ids, hashes)
         if recorded is not None and idx.fingerprint != recorded:
             raise ValueError(f"index file {path} is damaged: its vectors do not match its recorded fingerprint")
         if isinstance(idx._index, faiss.IndexIVF):
@@ -371,11 +467,21 @@ class IndexStore:
                 raise ValueError(f"no embeddings for backbone {backbone!r} yet; import faces with it first")
             idx = FaceIndex(dim, **self.index_kw)
         else:
-            idx = FaceIndex.build(ids, X, **self.index_kw)
+            factory = self.factory()
+            try:
+                idx = FaceIndex.build(ids, X, factory=factory, **self.index_kw)
+            except (ValueError, RuntimeError) as e:  # e.g. too few vectors to train the lists yet
+                log.warning("could not build the %s index as %r (%s); building the default one", backbone,
+                            factory, e)
+                idx = FaceIndex.build(ids, X, **self.index_kw)
         log.info("rebuilt the %s index from the database (%d faces)", backbone, idx.ntotal)
         self._open[backbone] = idx
         self.save(backbone)
         return idx
+
+    def factory(self) -> str:
+        """The library's index structure: ``"auto"`` or a FAISS factory string (setting ``index``)."""
+        return str((self.library.get_setting(INDEX_SETTING) or {}).get("factory", AUTO))
 
     def add(self, backbone: str, ids: np.ndarray, X: np.ndarray) -> None:
         """Add vectors already stored in the database to the open index (saved by :meth:`save`)."""

@@ -145,3 +145,17 @@ def test_swap_to_an_untrained_backbone_warns_and_needs_swap_anyway(root, monkeyp
     at.button(key="swap").click().run()
     assert "swap anyway" in texts(at) and service().jobs.latest("backbone") is None
     assert service().backbone == "synthetic"
+
+
+def test_index_structure_is_set_from_the_backbone_tab(root, monkeypatch):
+    at = page(app_test(monkeypatch, root), "admin")
+    assert at.text_input(key="index_factory").value == "auto"
+    at.text_input(key="index_factory").set_value("IVF8,PQ5").run()
+    at.button(key="index_rebuild").click().run()
+    assert "PQ m must divide" in texts(at) and service().index_info()["factory"] == "auto"
+    at.text_input(key="index_factory").set_value("IVF4,PQ4x4").run()
+    at.button(key="index_rebuild").click().run()
+    job = service().jobs.latest("index")
+    assert job is not None and job.wait(60).status == "done", job and job.error
+    at.run()
+    assert not at.exception and "open now: `IVF4,PQ4x4`" in texts(at)

@@ -226,6 +226,31 @@ class ServiceCore:
 
         return self.jobs.submit("index", f"build the {backbone} index", work, on_done=self._after_write_job)
 
+    def index_info(self) -> dict[str, Any]:
+        """The search index of the library's backbone: ``factory`` (the setting), ``kind`` (the structure
+        open now; None before one is open), ``faces``, ``bytes_per_face``, ``exact`` (holds raw vectors)."""
+        backbone = self.backbone
+        idx = self.indexes.peek(backbone)
+        info: dict[str, Any] = {"backbone": backbone, "factory": self.indexes.factory(), "kind": None,
+                                "faces": self.library.embedding_count(backbone), "bytes_per_face": None,
+                                "exact": None}
+        if idx is not None:
+            info.update(kind=idx.kind, faces=idx.ntotal, exact=idx.exact_vectors,
+                        bytes_per_face=round(idx.memory_bytes() / idx.ntotal, 1) if idx.ntotal else None)
+        return info
+
+    def set_index_factory(self, factory: str, actor: str = "admin") -> Job | None:
+        """Store the index structure (``"auto"`` or a FAISS factory string such as ``"IVF4096,PQ32"``;
+        ValueError names a bad one) and rebuild the index in a background job (None: nothing embedded yet).
+        Searches keep the current index until the new one is built."""
+        from storage.index import INDEX_SETTING, check_factory
+
+        backbone = self.backbone
+        dim = self.library.embedding_dim(backbone)
+        spec = check_factory(factory, dim or 128)  # before the first face: at least a string FAISS reads
+        self.library.set_setting(INDEX_SETTING, {"factory": spec}, actor)
+        return self.start_index_build(backbone) if dim else None
+
     def _model(self) -> ActiveLoop | None:
         """The loop (classifiers) of the latest round on the current backbone (None before any round)."""
         backbone = self.backbone
