@@ -266,6 +266,22 @@ class FaceIndex:
     def matrix(self) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, X)`` of every vector held, sorted by face id (as :meth:`Library.embeddings`), read from the
         FAISS structures in one copy: no database read."""
+        ix = self._index
+        if isinstance(ix, faiss.IndexIVF) and self.exact_vectors:  # written straight to their sorted rows
+            invl = ix.invlists
+            sizes = [int(invl.list_size(lst)) for lst in range(ix.nlist)]
+            held = self._held_ids()
+            order = np.argsort(held, kind="stable")
+            row = np.empty(held.size, np.int64)
+            row[order] = np.arange(held.size)
+            X = np.empty((held.size, self.dim), np.float32)  # the only large allocation
+            at = 0
+            for lst, n in enumerate(sizes):
+                if n:
+                    codes = faiss.rev_swig_ptr(invl.get_codes(lst), n * invl.code_size)
+                    X[row[at:at + n]] = codes.view(np.float32).reshape(n, self.dim)
+                    at += n
+            return held[order], X
         ids, X = self.stored()
         if ids.size > 1 and not (np.diff(ids) > 0).all():
             order = np.argsort(ids, kind="stable")

@@ -40,8 +40,10 @@ def _round_inputs(lib: Library, backbone: str, indexes: IndexStore | None = None
     if len(ids) == 0:
         raise ServiceError(f"no faces are embedded with {backbone!r} yet; import photos first")
     out = lib.face_ids_out_of_loop()  # not a face, strangers, hidden by the quality thresholds
-    keep = ~np.isin(ids, np.fromiter(out, np.int64, len(out))) if out else np.ones(len(ids), bool)
-    ids, X = ids[keep], X[keep]
+    if out:
+        keep = ~np.isin(ids, np.fromiter(out, np.int64, len(out)))
+        if not keep.all():  # no copy of the matrix when every face is in the loop
+            ids, X = ids[keep], X[keep]
     row_of = {int(f): i for i, f in enumerate(ids)}
     human_rows = lib.label_rows(("human", "seed"))
     labels = np.full(len(ids), -1, np.int64)
