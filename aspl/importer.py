@@ -151,6 +151,41 @@ class _Photo:
     img: Any
 
 
+def isolated(fn: Callable, items: list, args: list, reason: str,
+             on_reject: Callable[[Any, str], None]) -> list[tuple[Any, Any]]:
+    """``fn(args)`` on the whole batch, paired with ``items``; if that fails, on each item alone, calling
+    ``on_reject(item, detail)`` for those that still fail (``reason`` names the step in the log).
+
+    Model code fails in many ways (``ValueError``, ``RuntimeError``, ...) on odd inputs; one photo's
+    failure must not take its batch down.
+    """
+    try:
+        out = fn(args)
+        return list(zip(items, out))
+    except Exception as e:  # noqa: BLE001 - isolate per photo, see the docstring
+        if len(items) == 1:
+            on_reject(items[0], f"{type(e).__name__}: {e}")
+            return []
+        log.warning("%s on a batch of %d photos (%s: %s); retrying photo by photo", reason, len(items),
+                    type(e).__name__, e)
+    kept = []
+    for it, a in zip(items, args):
+        kept += isolated(fn, [it], [a], reason, on_reject)
+    return kept
+
+
+def embed_faces(embedder, faces_lists: list) -> list[np.ndarray]:
+    """Embeddings of each photo's faces (one ``faces x dim`` float32 array per photo), in one call."""
+    crops = [face.crop for faces in faces_lists for face in faces]
+    dim = embedder.info.embedding_dim
+    vectors = embedder.embed(crops) if crops else np.zeros((0, dim), np.float32)
+    out, k = [], 0
+    for faces in faces_lists:
+        out.append(np.asarray(vectors[k:k + len(faces)], np.float32).reshape(len(faces), dim))
+        k += len(faces)
+    return out
+
+
 class BackboneMismatchError(ValueError):
     """An import asked for another backbone than the library's (switching is an explicit action)."""
 
@@ -244,41 +279,15 @@ class Importer:
 
     def _isolated(self, fn: Callable, photos: list[_Photo], args: list, reason: str,
                   s: ImportSummary) -> list[tuple[_Photo, Any]]:
-        """``fn`` on the whole batch; if that fails, on each photo alone, rejecting those that still fail.
-
-        Model code fails in many ways (``ValueError``, ``RuntimeError``, ...) on odd
-        inputs; one photo's failure must not take its batch down.
-        """
-        try:
-            out = fn(args)
-            return list(zip(photos, out))
-        except Exception as e:  # noqa: BLE001 - isolate per photo, see the docstring
-            if len(photos) == 1:
-                self._reject(s, photos[0].file, photos[0].sha, photos[0].size, reason, f"{type(e).__name__}: {e}")
-                return []
-            log.warning("%s on a batch of %d photos (%s: %s); retrying photo by photo", reason, len(photos),
-                        type(e).__name__, e)
-        kept = []
-        for p, a in zip(photos, args):
-            kept += self._isolated(fn, [p], [a], reason, s)
-        return kept
+        """:func:`isolated`, rejected photos recorded in the library."""
+        return isolated(fn, photos, args, reason,
+                        lambda p, detail: self._reject(s, p.file, p.sha, p.size, reason, detail))
 
     def _embed(self, faces_lists: list) -> list[np.ndarray]:
-        """Embeddings of each photo's faces (one array per photo)."""
-        crops = [face.crop for faces in faces_lists for face in faces]
-        dim = self.embedder.info.embedding_dim
-        vectors = self.embedder.embed(crops) if crops else np.zeros((0, dim), np.float32)
-        out, k = [], 0
-        for faces in faces_lists:
-            out.append(np.asarray(vectors[k:k + len(faces)], np.float32).reshape(len(faces), dim))
-            k += len(faces)
-        return out
+        return embed_faces(self.embedder, faces_lists)
 
     def _batch(self, files: Sequence[Path], root: Path, labels_from_folders: bool, s: ImportSummary,
                index) -> None:
-        from models.detection import most_prominent
-        from storage.db import NewFace
-
         todo = [p for p in (self._read(f, root, s) for f in files) if p is not None]
         if not todo:
             return
@@ -287,25 +296,33 @@ class Importer:
                                   REASON_EMBEDDING, s)
         faces_of = {id(p): faces for p, faces in detected}
         for p, vectors in embedded:
-            faces = faces_of[id(p)]
-            seed = _person_from_folder(p.file, root) if labels_from_folders else None
-            star = most_prominent(faces, p.img.size) if seed else None
-            new = [NewFace(face.box, face.landmarks, face.prob, face.crop, embeddings={self.backbone: vectors[j]},
-                           seed_person=seed if j == star else None)
-                   for j, face in enumerate(faces)]
-            _, face_ids = self.library.add_image(p.file, p.sha, p.size, p.img.width, p.img.height, new,
-                                                 annotator=self.annotator)
-            if not face_ids and new:  # stored meanwhile by another importer
-                s.note_duplicate(shown_path(p.file, root), None)
-                continue
-            s.imported += 1
-            s.faces += len(face_ids)
-            s.without_faces += int(not faces)
-            if not faces and len(s.without_face_files) < LISTED_FILES:
-                s.without_face_files.append(shown_path(p.file, root))
-            s.seed_labels += int(star is not None)
-            if face_ids:
-                index.add(np.array(face_ids, np.int64), np.stack([v.embeddings[self.backbone] for v in new]))
+            self._store(p.file, p.sha, p.size, (p.img.width, p.img.height), faces_of[id(p)], vectors, root,
+                        labels_from_folders, s, index)
+
+    def _store(self, file: Path, sha: str, size: int, image_size: tuple[int, int], faces: list, vectors: np.ndarray,
+               root: Path, labels_from_folders: bool, s: ImportSummary, index) -> None:
+        """Write one analysed photo (its faces and their embeddings) in one transaction, and index its faces."""
+        from models.detection import most_prominent
+        from storage.db import NewFace
+
+        seed = _person_from_folder(file, root) if labels_from_folders else None
+        star = most_prominent(faces, image_size) if seed else None
+        new = [NewFace(face.box, face.landmarks, face.prob, face.crop, embeddings={self.backbone: vectors[j]},
+                       seed_person=seed if j == star else None)
+               for j, face in enumerate(faces)]
+        _, face_ids = self.library.add_image(file, sha, size, image_size[0], image_size[1], new,
+                                             annotator=self.annotator)
+        if not face_ids and new:  # stored meanwhile by another importer
+            s.note_duplicate(shown_path(file, root), None)
+            return
+        s.imported += 1
+        s.faces += len(face_ids)
+        s.without_faces += int(not faces)
+        if not faces and len(s.without_face_files) < LISTED_FILES:
+            s.without_face_files.append(shown_path(file, root))
+        s.seed_labels += int(star is not None)
+        if face_ids:
+            index.add(np.array(face_ids, np.int64), np.stack([v.embeddings[self.backbone] for v in new]))
 
 
 def import_path(library, indexes, path: str | os.PathLike, **kw) -> ImportSummary:
