@@ -28,13 +28,24 @@ def cmd_import(args: argparse.Namespace) -> int:
     lib, indexes = _open(args.db)
     with lib:
         try:
-            imp = Importer(lib, indexes, backbone=args.backbone, batch_size=args.batch_size,
-                           annotator=args.annotator)
+            if args.ray is not None:
+                from .distributed import RayImporter
+
+                imp = RayImporter(lib, indexes, address=args.ray, workers=args.ray_workers,
+                                  backbone=args.backbone, batch_size=args.batch_size, annotator=args.annotator)
+            else:
+                imp = Importer(lib, indexes, backbone=args.backbone, batch_size=args.batch_size,
+                               annotator=args.annotator)
         except BackboneMismatchError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         try:
             s = imp.run(args.path, labels_from_folders=args.labels_from_folders, progress=not args.quiet)
+        except RuntimeError as e:
+            if type(e).__name__ != "ClusterUnavailableError":
+                raise
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         except KeyboardInterrupt:
             print("interrupted: photos imported so far are saved; run the same command again to resume",
                   file=sys.stderr)
@@ -92,7 +103,13 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     lib, indexes = _open(args.db)
     with lib:
-        n = embed_library(lib, indexes, create_backbone(args.backbone), progress=not args.quiet)
+        if args.ray is not None:
+            from .distributed import embed_library_ray
+
+            n = embed_library_ray(lib, indexes, args.backbone, address=args.ray, workers=args.ray_workers,
+                                  progress=not args.quiet)
+        else:
+            n = embed_library(lib, indexes, create_backbone(args.backbone), progress=not args.quiet)
         current = lib.get_setting("backbone")
     note = "" if current == args.backbone else \
         f"; the library still uses {current} (switch with: python -m aspl use-backbone {args.backbone})"
@@ -157,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--db", type=Path, default=DEFAULT_DB, metavar="DIR",
                         help="library folder (SQLite file + FAISS indexes; default: %(default)s)")
 
+    def ray_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                        help="decode, detect and embed on a Ray cluster: its ADDRESS (auto, HOST:PORT, "
+                             "ray://HOST:10001), or a local cluster when none is given; writes stay here")
+        sp.add_argument("--ray-workers", type=int, default=None,
+                        help="actors on the cluster (default: one per GPU, else one per CPU)")
+
     sp = sub.add_parser("import", help="import photos (a file or a folder, recursively)")
     sp.add_argument("path", type=Path)
     db_arg(sp)
@@ -167,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--batch-size", type=int, default=16)
     sp.add_argument("--annotator", default="import", help="name recorded on seed labels")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ray_args(sp)
     sp.set_defaults(func=cmd_import)
 
     sp = sub.add_parser("search", help="nearest faces to a face")
@@ -184,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--backbone", required=True)
     db_arg(sp)
     sp.add_argument("-q", "--quiet", action="store_true")
+    ray_args(sp)
     sp.set_defaults(func=cmd_embed)
 
     sp = sub.add_parser("use-backbone", help="switch the library's backbone (embeds missing faces first)")
