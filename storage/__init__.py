@@ -1,7 +1,8 @@
-"""Persistence: the SQLite library (via sqlite-utils) and FAISS indexes.
+"""Persistence: the library on SQLite (via sqlite-utils) or PostgreSQL (psycopg), and FAISS indexes.
 
-This is the only package that imports ``sqlite_utils`` or ``faiss``.
+This is the only package that imports ``sqlite_utils``, ``psycopg`` or ``faiss``.
 """
+from ._common import DATABASE_ERRORS, INTEGRITY_ERRORS  # noqa: F401
 from .errors import (  # noqa: F401
     LabelConflictError,
     NotFoundError,

@@ -7,6 +7,34 @@ from typing import TYPE_CHECKING, Any, ContextManager, Sequence
 import sqlite_utils
 
 LABEL_SOURCES = ("human", "seed", "auto")
+
+
+def _integrity_errors() -> tuple[type[Exception], ...]:
+    import sqlite3
+
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is in requirements.txt
+        return (sqlite3.IntegrityError,)
+    return (sqlite3.IntegrityError, psycopg.IntegrityError)
+
+
+#: A constraint refused a write (a second live human label, a duplicate name), on either database.
+INTEGRITY_ERRORS = _integrity_errors()
+
+
+def _database_errors() -> tuple[type[Exception], ...]:
+    import sqlite3
+
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover
+        return (sqlite3.DatabaseError,)
+    return (sqlite3.DatabaseError, psycopg.Error)
+
+
+#: Any error the database raised (a trigger's refusal, a constraint), on either database.
+DATABASE_ERRORS = _database_errors()
 FACE_STATUSES = ("ok", "not_face", "stranger")
 
 

@@ -87,7 +87,8 @@ class EmbeddingsMixin(_Host):
         self.db.execute(
             "INSERT INTO embedding_fingerprints (backbone, row_count, fingerprint, writes, synced_writes) "
             "VALUES (?, ?, ?, 0, 0) ON CONFLICT(backbone) DO UPDATE SET row_count = excluded.row_count, "
-            "fingerprint = excluded.fingerprint, synced_writes = writes", [backbone, n, fpr.to_text(fp)])
+            "fingerprint = excluded.fingerprint, synced_writes = embedding_fingerprints.writes",
+            [backbone, n, fpr.to_text(fp)])
 
     def embedding_fingerprint(self, backbone: str, recompute: bool = False) -> tuple[int, int]:
         """``(rows, fingerprint)`` of ``backbone``'s stored embeddings (see :mod:`storage.fingerprint`).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -23,6 +24,7 @@ from .faces import FacesMixin
 from .media import MediaMixin
 from .migrations import apply_migrations
 from .people import PeopleMixin
+from .pg import PgDatabase, is_url
 from .rounds import RoundsMixin
 from .users import UsersMixin
 from .workflow import WorkflowMixin
@@ -37,8 +39,19 @@ class Library(FacesMixin, EmbeddingsMixin, PeopleMixin, WorkflowMixin, RoundsMix
     ``events`` and ``settings`` tables; the mixins own the others.
     """
 
-    def __init__(self, root: str | Path, busy_timeout_s: float = 30.0):
+    def __init__(self, root: str | Path, busy_timeout_s: float = 30.0, data_dir: str | Path | None = None):
         self._lock = threading.RLock()
+        self.location: str | Path = root  # what reopens this library (see :meth:`reopen`)
+        if is_url(root):  # PostgreSQL: the database holds the data, ``data_dir`` the index files and uploads
+            data = data_dir or os.environ.get("ASPL_DATA")
+            if not data:
+                raise StorageError("a PostgreSQL library keeps its FAISS index files, uploads and exports in a "
+                                   "folder: set ASPL_DATA=/path/to/folder (or pass data_dir)")
+            self.root = Path(data).expanduser().resolve()
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.db = PgDatabase(str(root))
+            self.migrations_applied = apply_migrations(self.db)
+            return
         if str(root) == ":memory:":
             self.root: Path | None = None
             conn = sqlite3.connect(":memory:", check_same_thread=False)
@@ -55,6 +68,17 @@ class Library(FacesMixin, EmbeddingsMixin, PeopleMixin, WorkflowMixin, RoundsMix
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         self.migrations_applied = apply_migrations(self.db)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return getattr(self.db, "dialect", "sqlite")
+
+    def reopen(self) -> "Library":
+        """A new connection to this library (for a background job)."""
+        if self.dialect == "postgresql":
+            return Library(self.location, data_dir=self.root)
+        return Library(self.location if self.root is None else self.root)
 
     @property
     def index_dir(self) -> Path | None:
@@ -78,6 +102,20 @@ class Library(FacesMixin, EmbeddingsMixin, PeopleMixin, WorkflowMixin, RoundsMix
     def transaction(self) -> Iterator[None]:
         """One atomic unit of work (serialised within this process)."""
         with self._lock:
+            if self.dialect == "postgresql":
+                db = self.db
+                if db.in_transaction:  # nested: join the outer one
+                    yield
+                    return
+                db.begin()
+                try:
+                    yield
+                except BaseException:
+                    db.rollback()
+                    raise
+                else:
+                    db.commit()
+                return
             conn = self.db.conn
             if conn.in_transaction:  # nested: join the outer one
                 yield
@@ -106,7 +144,23 @@ class Library(FacesMixin, EmbeddingsMixin, PeopleMixin, WorkflowMixin, RoundsMix
         Inside :meth:`transaction` sqlite-utils uses a savepoint, so nothing is
         committed early and a failed insert leaves the outer transaction usable.
         """
-        return int(self.db.table(table).insert(record, replace=replace).last_rowid)
+        rowid = self.db.table(table).insert(record, replace=replace).last_rowid
+        return 0 if rowid is None else int(rowid)
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A statement whose failure is caught and answered (a unique label, say) leaves the transaction
+        usable: PostgreSQL aborts a whole transaction on an error, unless it came inside a savepoint."""
+        if self.dialect != "postgresql" or not self.db.in_transaction:
+            yield
+            return
+        self.db.raw("SAVEPOINT aspl_stmt")
+        try:
+            yield
+        except BaseException:
+            self.db.raw("ROLLBACK TO SAVEPOINT aspl_stmt")
+            raise
+        self.db.raw("RELEASE SAVEPOINT aspl_stmt")
 
     # ---------------------------------------------------------------- events
     def log_event(self, kind: str, actor: str | None = None, **payload: Any) -> None:

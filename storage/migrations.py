@@ -24,6 +24,10 @@ def apply_migrations(db: sqlite_utils.Database) -> list[str]:
     (an explicit ``BEGIN IMMEDIATE``: Python's sqlite3 opens no transaction
     around DDL by itself), so a kill mid-migration leaves the previous schema.
     """
+    if getattr(db, "dialect", "sqlite") == "postgresql":
+        from .migrations_pg import apply_migrations_pg
+
+        return apply_migrations_pg(db)
     conn = db.conn
     db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     if conn.in_transaction:

@@ -1,10 +1,9 @@
 """People (with merges), the labels that name faces, and "this face is not that person" rejections."""
 from __future__ import annotations
 
-import sqlite3
 from typing import Any, Sequence
 
-from ._common import LABEL_SOURCES, _Host, _now
+from ._common import INTEGRITY_ERRORS, LABEL_SOURCES, _Host, _now
 from .errors import LabelConflictError, NameConflictError, NotFoundError, PersonInUseError
 
 
@@ -163,11 +162,12 @@ class PeopleMixin(_Host):
             if self._one("SELECT 1 FROM faces WHERE id = ?", [face_id]) is None:
                 raise NotFoundError(f"face {face_id} not found")
             try:
-                lid = self._insert("labels", {"face_id": face_id, "person_id": person_id, "source": source,
-                                              "confidence": confidence, "round": round, "annotator": annotator,
-                                              "created_at": _now()})
-            except sqlite3.IntegrityError as e:
-                if "labels_one_human" in str(e) or "UNIQUE" in str(e):
+                with self.savepoint():
+                    lid = self._insert("labels", {"face_id": face_id, "person_id": person_id, "source": source,
+                                                  "confidence": confidence, "round": round, "annotator": annotator,
+                                                  "created_at": _now()})
+            except INTEGRITY_ERRORS as e:
+                if "labels_one_human" in str(e) or "UNIQUE" in str(e).upper():
                     raise LabelConflictError(f"face {face_id} already has a human label") from e
                 raise
             self.log_event("label_added", annotator, label_id=lid, face_id=face_id,
@@ -243,9 +243,10 @@ class PeopleMixin(_Host):
             if self._one("SELECT revoked FROM labels WHERE id = ?", [label_id]) is None:
                 raise NotFoundError(f"label {label_id} not found")
             try:
-                self.db.execute("UPDATE labels SET revoked = 0, revoked_at = NULL, revoked_by = NULL WHERE id = ?",
-                                [label_id])
-            except sqlite3.IntegrityError as e:
+                with self.savepoint():
+                    self.db.execute("UPDATE labels SET revoked = 0, revoked_at = NULL, revoked_by = NULL "
+                                    "WHERE id = ?", [label_id])
+            except INTEGRITY_ERRORS as e:
                 raise LabelConflictError(
                     f"label {label_id} cannot be restored: its face has another human label") from e
             self.log_event("label_restored", actor, label_id=label_id)

@@ -22,12 +22,17 @@ def lfw_dev() -> Path:
     return LFW_DEV
 
 
-@pytest.fixture
-def fresh_db():
-    """An empty in-memory library."""
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_db(request, tmp_path):
+    """An empty library on each engine: in-memory SQLite, and a fresh database on the session's PostgreSQL
+    server (skipped where none can start)."""
     from storage import Library
 
-    lib = Library(":memory:")
+    if request.param == "sqlite":
+        lib = Library(":memory:")
+    else:
+        server = request.getfixturevalue("pg_server")
+        lib = Library(server.new_database(), data_dir=tmp_path / "data")
     yield lib
     lib.close()
 
@@ -75,3 +80,17 @@ def importer(library, detector, dlib_embedder):
 
     lib, indexes = library
     return Importer(lib, indexes, detector=detector, embedder=dlib_embedder, batch_size=8)
+
+
+# ------------------------------------------------------------------ PostgreSQL
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL server of this test session (see tests/pgserver.py); skipped where none can start."""
+    from pgserver import PgServer
+
+    try:
+        server = PgServer()
+    except (FileNotFoundError, RuntimeError, OSError) as e:
+        pytest.skip(f"no PostgreSQL server for the PostgreSQL half of the tests: {e}")
+    yield server
+    server.stop()

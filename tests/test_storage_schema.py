@@ -3,7 +3,7 @@ import sqlite3
 
 import pytest
 
-from storage import Library
+from storage import DATABASE_ERRORS, Library
 from storage.migrations import MIGRATIONS, apply_migrations
 
 
@@ -34,9 +34,9 @@ def test_library_path_that_is_a_file_is_refused(tmp_path):
 def test_events_are_append_only(fresh_db):
     fresh_db.log_event("something", "alice", n=1)
     assert fresh_db.events()[0]["payload"] == {"n": 1}
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with pytest.raises(DATABASE_ERRORS, match="append-only"):
         fresh_db.db.execute("UPDATE events SET kind = 'x'")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with pytest.raises(DATABASE_ERRORS, match="append-only"):
         fresh_db.db.execute("DELETE FROM events")
 
 

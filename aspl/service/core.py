@@ -78,7 +78,7 @@ class ServiceCore:
             with self._lock:
                 yield self.library
             return
-        lib = Library(self.library.root)
+        lib = self.library.reopen()
         try:
             yield lib
         finally:
