@@ -13,7 +13,13 @@ log = logging.getLogger("aspl")
 DEFAULT_DB = Path("data/library")
 
 
-def _open(db: Path):
+def db_location(text: str) -> str | Path:
+    """``--db``: a library folder (SQLite), or a ``postgresql://`` URL (then ``ASPL_DATA`` names the folder
+    of its index files, uploads and exports)."""
+    return text if text.startswith(("postgresql://", "postgres://")) else Path(text)
+
+
+def _open(db: str | Path):
     from storage import IndexStore, Library
 
     lib = Library(db)
@@ -171,8 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def db_arg(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--db", type=Path, default=DEFAULT_DB, metavar="DIR",
-                        help="library folder (SQLite file + FAISS indexes; default: %(default)s)")
+        sp.add_argument("--db", type=db_location, default=DEFAULT_DB, metavar="DIR|URL",
+                        help="library folder (SQLite file + FAISS indexes; default: %(default)s), or a "
+                             "postgresql://user@host/dbname URL (index files, uploads, exports in ASPL_DATA)")
 
     def ray_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",

@@ -163,7 +163,7 @@ class FacesMixin(_Host):
         q = _check_quality(min_px, min_prob, min_rel)
         with self.transaction():
             self.set_setting(QUALITY_SETTING, q, actor)
-            below = _BELOW.format(t="faces")
+            below = f"CASE WHEN {_BELOW.format(t='faces')} THEN 1 ELSE 0 END"  # 0/1 on either database
             self.db.execute(f"UPDATE faces SET hidden = {below} WHERE hidden != {below}", {**q, **q})
             return int(self._one("SELECT n FROM counts WHERE key = 'faces:hidden'") or 0)
 

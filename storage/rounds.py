@@ -69,9 +69,10 @@ class RoundsMixin(_Host):
     def last_round_brief(self) -> dict | None:
         """``{id, started_at, queries}`` of the latest finished round without decoding its lists (cheap on
         every key press at any library size), or None."""
-        row = self.db.execute("SELECT id, started_at, json_extract(metrics, '$.queries') FROM rounds "
+        row = self.db.execute("SELECT id, started_at, metrics FROM rounds "  # metrics: a small JSON object
                               "WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1").fetchone()
-        return None if row is None else {"id": row[0], "started_at": row[1], "queries": int(row[2] or 0)}
+        return None if row is None else {"id": row[0], "started_at": row[1],
+                                         "queries": int(json.loads(row[2] or "{}").get("queries") or 0)}
 
     def round_count(self) -> int:
         """Finished rounds."""

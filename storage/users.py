@@ -82,6 +82,6 @@ class UsersMixin(_Host):
                 self.log_event("login", name)
                 return
             self.db.execute("INSERT INTO login_failures (name, failures, locked_until) VALUES (?, 1, ?) "
-                            "ON CONFLICT(name) DO UPDATE SET failures = failures + 1, locked_until = ?",
+                            "ON CONFLICT(name) DO UPDATE SET failures = login_failures.failures + 1, locked_until = ?",
                             [name.lower(), now + lock_seconds, now + lock_seconds])
             self.log_event("login_failed", None, name=name[:100])

@@ -13,6 +13,8 @@ from aspl.service import Service
 from storage import Library
 from storage.db import NewFace
 
+from pgserver import new_library
+
 SYNTH = "synthetic"
 PEOPLE = ("Ada Lovelace", "Alan Turing", "Grace Hopper", "Kurt Goedel")
 ADMIN_PASSWORD = "correct horse battery"
@@ -27,7 +29,7 @@ def build_synthetic(root: str | Path | None, n_people: int = 4, per_person: int 
     The first ``human_per_person`` faces of each person get human labels.
     """
     rng = np.random.default_rng(seed)
-    lib = Library(":memory:" if root is None else root)
+    lib = new_library() if root is None else Library(root)
     photos = None if root is None else Path(root) / "photos"
     if photos is not None:
         photos.mkdir(parents=True, exist_ok=True)

@@ -79,3 +79,35 @@ class PgServer:
             self._run([str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "stop"])
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+_SHARED: PgServer | None = None
+
+
+def shared_server() -> PgServer:
+    """One server for the whole test process, started on first use, stopped at exit (for helpers that are
+    not fixtures, e.g. ``apphelpers.build_synthetic`` under ``ASPL_TEST_DB=postgresql``)."""
+    global _SHARED
+    if _SHARED is None:
+        import atexit
+
+        _SHARED = PgServer()
+        atexit.register(_SHARED.stop)
+    return _SHARED
+
+
+def test_engine() -> str:
+    """``ASPL_TEST_DB``: ``sqlite`` (default) or ``postgresql`` (the libraries the helpers make)."""
+    engine = os.environ.get("ASPL_TEST_DB", "sqlite")
+    if engine not in ("sqlite", "postgresql"):
+        raise ValueError(f"ASPL_TEST_DB={engine!r}; valid choices: sqlite, postgresql")
+    return engine
+
+
+def new_library():
+    """An empty library of the test engine: in-memory SQLite, or a fresh PostgreSQL database."""
+    from storage import Library
+
+    if test_engine() == "sqlite":
+        return Library(":memory:")
+    return Library(shared_server().new_database(), data_dir=tempfile.mkdtemp(prefix="aspl-pgdata-"))

@@ -81,8 +81,10 @@ def test_import_job_finds_faces_and_reports_rejections(tmp_path, lfw_dev, monkey
 
 
 def test_uploads_need_a_library_folder():
-    svc, _ = synthetic_service(None)
-    from aspl.service import ServiceError
+    from aspl.service import Service, ServiceError
+    from storage import Library
+
+    svc = Service(Library(":memory:"))  # an in-memory SQLite library has no folder (a PostgreSQL one has ASPL_DATA)
 
     with pytest.raises(ServiceError, match="in memory"):
         svc.save_uploads([("a.jpg", b"x")])

@@ -88,7 +88,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
                                                                           batch_size=args.batch_size or 32))
             losses, extra = gres.losses, {"layer_pairs": gres.pairs}
         after = _efficiency(target, lib) if args.evaluate else None
-        out = args.out or Path(args.db) / f"{args.backbone}-{args.method}.pt"
+        out = args.out or Path(lib.root or args.db) / f"{args.backbone}-{args.method}.pt"
         out.parent.mkdir(parents=True, exist_ok=True)
         torch.save(target.net.state_dict(), out)
         lib.log_event("pretrained", None, method=args.method, backbone=args.backbone, out=str(out),
