@@ -4,6 +4,7 @@ This is the only package that imports ``sqlite_utils``, ``psycopg`` or ``faiss``
 """
 from ._common import DATABASE_ERRORS, INTEGRITY_ERRORS  # noqa: F401
 from .errors import (  # noqa: F401
+    BusyError,
     LabelConflictError,
     NotFoundError,
     StorageError,

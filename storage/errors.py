@@ -23,3 +23,7 @@ class NameConflictError(StorageError):
 
 class PersonInUseError(StorageError):
     """A person cannot be deleted: faces are still labelled as it, or people are merged into it."""
+
+
+class BusyError(StorageError):
+    """Another connection (this process or another app server) holds the library-wide lock asked for."""

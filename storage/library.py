@@ -12,6 +12,7 @@ import json
 import os
 import sqlite3
 import threading
+import zlib
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -19,7 +20,7 @@ import sqlite_utils
 
 from ._common import LABEL_SOURCES, _now
 from .embeddings import EmbeddingsMixin
-from .errors import StorageError
+from .errors import BusyError, StorageError
 from .faces import FacesMixin
 from .media import MediaMixin
 from .migrations import apply_migrations
@@ -146,6 +147,44 @@ class Library(FacesMixin, EmbeddingsMixin, PeopleMixin, WorkflowMixin, RoundsMix
         """
         rowid = self.db.table(table).insert(record, replace=replace).last_rowid
         return 0 if rowid is None else int(rowid)
+
+    @contextlib.contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold the library-wide lock ``name`` (e.g. ``"round"``) while inside, across processes and app
+        servers: a PostgreSQL advisory lock of this connection, or an ``flock`` on ``<folder>/.<name>.lock``
+        for a SQLite file (an in-memory library has one process). :class:`BusyError` at once if another
+        connection holds it. A crashed holder frees it (its connection or file closes)."""
+        if self.dialect == "postgresql":
+            key = zlib.crc32(f"aspl:{name}".encode())
+            if not self.db.raw("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]:
+                raise BusyError(f"the {name} lock is held by another app server or process")
+            try:
+                yield
+            finally:
+                self.db.raw("SELECT pg_advisory_unlock(%s)", [key])
+            return
+        if self.root is None:
+            yield
+            return
+        import fcntl
+
+        with open(self.root / f".{name}.lock", "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as e:
+                raise BusyError(f"the {name} lock is held by another app server or process") from e
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def held_elsewhere(self, name: str) -> bool:
+        """Whether another connection holds the lock ``name`` now (see :meth:`exclusive`)."""
+        try:
+            with self.exclusive(name):
+                return False
+        except BusyError:
+            return True
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:

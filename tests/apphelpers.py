@@ -22,14 +22,14 @@ ADMIN_PASSWORD = "correct horse battery"
 
 def build_synthetic(root: str | Path | None, n_people: int = 4, per_person: int = 8, dim: int = 32,
                     noise: float = 0.15, seed: int = 0, human_per_person: int = 0,
-                    annotator: str = "tester") -> tuple[Library, dict[int, str]]:
+                    annotator: str = "tester", library: Library | None = None) -> tuple[Library, dict[int, str]]:
     """A library of well separated synthetic faces (backbone ``synthetic``): ``(library, face -> true name)``.
 
     With a folder ``root``, real photo files are written so pages can draw them.
     The first ``human_per_person`` faces of each person get human labels.
     """
     rng = np.random.default_rng(seed)
-    lib = new_library() if root is None else Library(root)
+    lib = library if library is not None else new_library() if root is None else Library(root)
     photos = None if root is None else Path(root) / "photos"
     if photos is not None:
         photos.mkdir(parents=True, exist_ok=True)

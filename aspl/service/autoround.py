@@ -62,6 +62,8 @@ class AutoRoundMixin:
             return None
         with self._lock:
             why = self.round_due()
+            if why is not None and self.library.held_elsewhere("round"):
+                return None  # another app server is running one: its results are this one's too
         if why is None:
             return None
         try:
@@ -78,6 +80,6 @@ class AutoRoundMixin:
         last = lib.last_round_brief()
         remaining = self.remaining()
         return {"done": remaining == 0 and self.has_faces(), "remaining": remaining,
-                "round_running": self.jobs.running("round") is not None,
+                "round_running": self.jobs.running("round") is not None or self.library.held_elsewhere("round"),
                 "answers_since_round": lib.count_actions_since(last["started_at"] if last else None),
                 "round_every": self.loop_settings().round_every}

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from storage import IndexStore, Library
+from storage import BusyError, IndexStore, Library
 
 from ..engine import estimate_precision
 from ..engine.loop import ActiveLoop
@@ -82,7 +82,12 @@ class RoundsMixin:
         """One loop step; writes auto-labels, the queue, flags and metrics (fine-tunes when due). Returns
         the metrics."""
         with self._worker_library() as lib:
-            metrics = self._run_round(lib, actor, on_progress or (lambda *a: None))
+            try:
+                with lib.exclusive("round"):  # one round at a time per library, whichever server starts it
+                    metrics = self._run_round(lib, actor, on_progress or (lambda *a: None))
+            except BusyError as e:
+                raise ServiceError("a round is already running on this library (started by another app "
+                                   "server or process); its results will show here when it ends") from e
         self._forget_model()
         return metrics
 
