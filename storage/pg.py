@@ -173,7 +173,11 @@ class _Table:
         if ignore:
             sql += " ON CONFLICT DO NOTHING"
         with self.db.conn.cursor() as cur:
-            cur.executemany(sql, [[r[c] for c in cols] for r in rows])
+            for i in range(0, len(rows), batch_size):
+                cur.executemany(sql, [[r[c] for c in cols] for r in rows[i:i + batch_size]])
+            if "id" in cols and self.name not in PRIMARY_KEYS:  # explicit ids: move the identity past them
+                cur.execute(f"SELECT setval(pg_get_serial_sequence('{self.name}', 'id'), "
+                            f"(SELECT MAX(id) FROM {self.name}))")
         return self
 
 
@@ -214,6 +218,8 @@ class PgDatabase:
 
     def table(self, name: str) -> _Table:
         return _Table(self, name)
+
+    __getitem__ = table
 
     @property
     def in_transaction(self) -> bool:
