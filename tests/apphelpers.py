@@ -13,7 +13,7 @@ from aspl.service import Service
 from storage import Library
 from storage.db import NewFace
 
-from pgserver import new_library
+from pgserver import library_at, location, new_library, test_engine
 
 SYNTH = "synthetic"
 PEOPLE = ("Ada Lovelace", "Alan Turing", "Grace Hopper", "Kurt Goedel")
@@ -29,7 +29,7 @@ def build_synthetic(root: str | Path | None, n_people: int = 4, per_person: int 
     The first ``human_per_person`` faces of each person get human labels.
     """
     rng = np.random.default_rng(seed)
-    lib = library if library is not None else new_library() if root is None else Library(root)
+    lib = library if library is not None else new_library() if root is None else library_at(root)
     photos = None if root is None else Path(root) / "photos"
     if photos is not None:
         photos.mkdir(parents=True, exist_ok=True)
@@ -105,7 +105,7 @@ USER_PASSWORD = "a long enough password"
 
 def ensure_account(root: Path, name: str, role: str = "admin", password: str = USER_PASSWORD) -> None:
     """Create the account ``name`` in the library at ``root`` (if it has none by that name)."""
-    with Library(root) as lib:
+    with library_at(root) as lib:
         if lib.user(name) is None:
             Service(lib).add_user(name, password, role, actor="test")
 
@@ -116,7 +116,9 @@ def app_test(monkeypatch, root: Path, annotator: str | None = "alice", password:
     ``role``, created if missing); ``annotator=None``: not logged in. ``password``: ASPL_ADMIN_PASSWORD."""
     from streamlit.testing.v1 import AppTest
 
-    monkeypatch.setenv("ASPL_DB", str(root))
+    monkeypatch.setenv("ASPL_DB", location(root))
+    if test_engine() == "postgresql":
+        monkeypatch.setenv("ASPL_DATA", str(root))
     if password is None:
         monkeypatch.delenv("ASPL_ADMIN_PASSWORD", raising=False)
     else:

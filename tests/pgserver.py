@@ -111,3 +111,26 @@ def new_library():
     if test_engine() == "sqlite":
         return Library(":memory:")
     return Library(shared_server().new_database(), data_dir=tempfile.mkdtemp(prefix="aspl-pgdata-"))
+
+
+_URLS: dict[str, str] = {}
+
+
+def location(root) -> str:
+    """What ``ASPL_DB`` names for the library kept at folder ``root`` in tests: the folder itself (SQLite), or
+    the URL of the PostgreSQL database made for that folder (which then holds only its index files)."""
+    if test_engine() == "sqlite":
+        return str(root)
+    key = str(Path(root).resolve())
+    if key not in _URLS:
+        _URLS[key] = shared_server().new_database()
+    return _URLS[key]
+
+
+def library_at(root):
+    """The test library kept at folder ``root`` on the test engine (see :func:`location`)."""
+    from storage import Library
+
+    if test_engine() == "sqlite":
+        return Library(root)
+    return Library(location(root), data_dir=root)

@@ -3,6 +3,7 @@ import os
 
 import pytest
 
+from pgserver import library_at
 from apphelpers import app_test, build_synthetic, page, texts
 from storage import Library
 
@@ -37,7 +38,7 @@ def test_first_admin_is_made_with_the_setup_token_only(root, monkeypatch):
     page(at, "admin")
     assert "Run a round" in texts(at)
     assert service().authenticate("root", "brand new pass")["role"] == "admin"
-    assert "brand new pass" not in str(Library(root).user("root"))
+    assert "brand new pass" not in str(library_at(root).user("root"))
 
 
 def test_a_reload_keeps_the_login_through_the_session_cookie(root, monkeypatch):

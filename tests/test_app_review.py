@@ -5,6 +5,7 @@ import pytest
 
 from apphelpers import app_test, build_synthetic, page, texts
 from keyhelpers import allow_typed_names, key_map
+from pgserver import library_at
 from aspl.service import Service
 from storage import Library
 
@@ -37,7 +38,7 @@ def test_review_accept_reject_precision_and_flags(tmp_path, monkeypatch):
     assert next(m for m in at.metric if m.label == "Flagged human labels").value == "0"
     at.button(key="review_undo").click().run()
     assert "Undone" in texts(at)
-    svc2 = Service(type(lib)(os.environ["ASPL_DB"]))
+    svc2 = Service(library_at(tmp_path / "lib"))
     assert [f["face_id"] for f in svc2.flagged_labels()] == [wrong]
     assert svc2.precision().n == 2  # undo took back the flag confirmation, not the reviews
 
@@ -60,7 +61,7 @@ def test_a_conflict_is_decided_on_the_review_page(tmp_path, monkeypatch):
     (cid,) = [b.key[len("cf_nf_"):] for b in at.button if b.key and b.key.startswith("cf_nf_")]
     at.button(key=f"cf_nf_{cid}").click().run()
     assert not at.exception and "Conflict decided" in texts(at)
-    lib = type(lib)(tmp_path / "lib")
+    lib = library_at(tmp_path / "lib")
     assert lib.face(face)["status"] == "not_face" and lib.label(lid)["revoked"] == 1
     assert lib.conflict(int(cid))["resolved_by"] == "carol"
 
@@ -135,6 +136,6 @@ def test_flagged_label_moved_to_a_prefix_name_asks_first(tmp_path, monkeypatch):
     assert key_map(at)[0]["c"] == "kb_nameq_new"
     at.button(key="kb_nameq_0").click().run()
     assert f"Face #{wrong} moved to {truth[wrong]}" in texts(at)
-    lib = Library(tmp_path / "lib")
+    lib = library_at(tmp_path / "lib")
     assert lib.face_persons([wrong]) == {wrong: lib.person_id(truth[wrong])}
     assert typed not in {p["name"] for p in lib.people()}
