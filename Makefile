@@ -30,7 +30,8 @@ run: $(STAMP)
 
 # The PostgreSQL half: the libraries the test helpers make live on a throwaway server (tests/pgserver.py);
 # skipped, and said so, where no server binaries could be installed.
-PG_TESTS := tests/test_storage_*.py tests/test_service_*.py tests/test_app_*.py
+PG_TESTS := tests/test_storage_*.py tests/test_service_*.py tests/test_app_*.py tests/test_import*.py \
+	tests/test_index*.py tests/test_uploads_faults.py
 
 test: $(STAMP) browser postgres
 	$(PY) -m pytest

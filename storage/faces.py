@@ -203,8 +203,11 @@ class FacesMixin(_Host):
             where.append("(path = ? OR path LIKE ? ESCAPE '\\')")
             esc = path_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             params += [path_prefix, esc.rstrip("/") + "/%"]
-        sql = "SELECT * FROM images" + where_sql(where) + " ORDER BY id DESC LIMIT ?"
-        return self._rows(sql, params + [limit])
+        sql = "SELECT * FROM images" + where_sql(where) + " ORDER BY id DESC"
+        if limit is not None and limit >= 0:
+            sql += " LIMIT ?"
+            params = params + [limit]
+        return self._rows(sql, params)
 
     # ----------------------------------------------------------------- faces
     def face(self, face_id: int) -> dict:

@@ -66,10 +66,12 @@ def small_lfw(tmp_path, lfw_dev) -> Path:
 
 @pytest.fixture
 def library(tmp_path):
-    """An empty on-disk library (SQLite file + index folder) and its index store."""
-    from storage import IndexStore, Library
+    """An empty on-disk library (SQLite file + index folder; under ASPL_TEST_DB=postgresql a database of the
+    test server + index folder) and its index store."""
+    from pgserver import library_at
+    from storage import IndexStore
 
-    lib = Library(tmp_path / "lib")
+    lib = library_at(tmp_path / "lib")
     yield lib, IndexStore(lib)
     lib.close()
 

@@ -29,6 +29,20 @@ def synth(tmp_path):
     lib.close()
 
 
+def _external(lib: Library, sql: str, rows: list[tuple]) -> None:
+    """Run ``sql`` for ``rows`` from another program: a plain driver connection, none of the library's code."""
+    if lib.dialect == "postgresql":
+        import psycopg
+
+        with psycopg.connect(str(lib.location), autocommit=True) as con, con.cursor() as cur:
+            cur.executemany(sql.replace("?", "%s"), rows)
+        return
+    con = sqlite3.connect(lib.root / "library.db")
+    with con:
+        con.executemany(sql, rows)
+    con.close()
+
+
 def _assert_true_neighbours(lib: Library, idx: FaceIndex, k: int = 5) -> None:
     """Every face's k nearest neighbours in ``idx`` are those of brute force over the database's vectors."""
     ids, X = lib.embeddings(SYNTH)
@@ -257,11 +271,8 @@ def test_vectors_replaced_in_the_database_under_the_same_ids_make_the_index_stal
     if writer == "api":
         lib.put_embeddings(SYNTH, ids, Y)
     else:  # another program, without the library's code: triggers mark the stored fingerprint stale
-        con = sqlite3.connect(lib.root / "library.db")
-        with con:
-            con.executemany("UPDATE embeddings SET vector = ? WHERE face_id = ? AND backbone = ?",
-                            [(y.tobytes(), int(i), SYNTH) for i, y in zip(ids, Y)])
-        con.close()
+        _external(lib, "UPDATE embeddings SET vector = ? WHERE face_id = ? AND backbone = ?",
+                  [(y.tobytes(), int(i), SYNTH) for i, y in zip(ids, Y)])
     assert not store.in_sync(SYNTH) and not store.in_sync(SYNTH, deep=True)
     # The same store's index in memory is stale too: get() notices and rebuilds.
     idx = store.get(SYNTH)
@@ -274,10 +285,7 @@ def test_vectors_replaced_in_the_database_under_the_same_ids_make_the_index_stal
 
 def test_external_deletes_and_inserts_are_noticed(synth):
     lib, store, p = synth
-    con = sqlite3.connect(lib.root / "library.db")
-    with con:
-        con.execute("DELETE FROM embeddings WHERE face_id = 3 AND backbone = ?", [SYNTH])
-    con.close()
+    _external(lib, "DELETE FROM embeddings WHERE face_id = 3 AND backbone = ?", [(SYNTH,)])
     assert lib.embedding_fingerprint(SYNTH)[0] == 31 and not store.in_sync(SYNTH)
     assert 3 not in store.get(SYNTH).ids
     lib.put_embeddings(SYNTH, [3], _unit(1, 32, seed=9))
@@ -285,13 +293,14 @@ def test_external_deletes_and_inserts_are_noticed(synth):
     assert store.get(SYNTH).ntotal == 32 and store.in_sync(SYNTH)
 
 
-def test_cli_stats_and_search_with_replaced_vectors(synth, capsys):
+def test_cli_stats_and_search_with_replaced_vectors(synth, capsys, monkeypatch):
     from aspl.cli import main
 
     lib, store, p = synth
     ids, Y = _other_vectors(lib)
     lib.put_embeddings(SYNTH, ids, Y)
-    db = str(lib.root)
+    db = str(lib.location) if lib.dialect == "postgresql" else str(lib.root)
+    monkeypatch.setenv("ASPL_DATA", str(lib.root))  # a PostgreSQL library's index files
     assert main(["stats", "--db", db]) == 0
     assert json.loads(capsys.readouterr().out)["index_in_sync"] == {SYNTH: False}
     face = int(ids[0])

@@ -1,8 +1,10 @@
-"""Several annotators in several processes on one library file, while rounds run: every face is handed to
+"""Several annotators in several processes on one library (a SQLite file; a PostgreSQL database under
+ASPL_TEST_DB=postgresql), while rounds run: every face is handed to
 one annotator at a time, every answer is accepted, nothing is labelled twice."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -10,7 +12,7 @@ from pathlib import Path
 
 from apphelpers import build_synthetic
 from aspl.service import Service
-from storage import Library
+from pgserver import library_at, location
 
 TESTS = Path(__file__).resolve().parent
 
@@ -43,11 +45,12 @@ def test_two_processes_annotating_while_rounds_run_never_share_a_face(tmp_path):
     # every auto-label may be asked (else the first round leaves nothing to ask); rounds only from here
     Service(lib).set_loop_settings({"auto_trust": 1.0, "round_every": 0})
     lib.close()
-    code = WORKER.format(tests=str(TESTS), repo=str(TESTS.parent), root=str(root),
+    code = WORKER.format(tests=str(TESTS), repo=str(TESTS.parent), root=location(root),  # a folder or a URL
                          truth=json.dumps({str(k): v for k, v in truth.items()}))
-    procs = [subprocess.Popen([sys.executable, "-c", code, who, "20"], stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, "ASPL_DATA": str(root)}  # a PostgreSQL library's index folder
+    procs = [subprocess.Popen([sys.executable, "-c", code, who, "20"], stdout=subprocess.PIPE, text=True, env=env)
              for who in ("alice", "bob")]
-    lib = Library(root)
+    lib = library_at(root)
     svc = Service(lib)
     rounds = 0
     while any(p.poll() is None for p in procs) and rounds < 5:

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from apphelpers import synthetic_service
-from storage import IndexStore, Library
+from pgserver import library_at
+from storage import IndexStore
 
 
 def test_a_round_reads_its_vectors_from_the_open_index_not_the_database(monkeypatch):
@@ -34,7 +35,7 @@ def test_setting_a_compressed_index_rebuilds_it_in_the_background_and_everything
     assert svc.suggestions(face, 3) is not None
     assert svc.run_round("admin")["auto_labels"] > 0  # the round reads the database's exact vectors
     # the setting lives in the library: a new process builds the same structure
-    with Library(tmp_path / "lib") as lib:
+    with library_at(tmp_path / "lib") as lib:
         assert IndexStore(lib).get(svc.backbone).kind == "IVF4,PQ4x4"
     assert svc.set_index_factory("auto", "admin").wait(60).result["kind"] == "flat"
     assert np.isfinite(svc.index_info()["bytes_per_face"])

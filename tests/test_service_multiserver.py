@@ -80,12 +80,14 @@ def _run_round(url: str, data: str) -> None:
     Service(Library(url, data_dir=data)).run_round("server-b")
 
 
-def test_a_sqlite_library_also_runs_one_round_at_a_time_across_processes(tmp_path):
-    from aspl.service import ServiceError
+def test_a_library_folder_runs_one_round_at_a_time_across_connections(tmp_path):
+    """A SQLite file (an flock beside it; a PostgreSQL advisory lock under ASPL_TEST_DB=postgresql)."""
     from apphelpers import synthetic_service
+    from aspl.service import ServiceError
+    from pgserver import library_at
 
     svc, _ = synthetic_service(tmp_path / "lib", human_per_person=1)
-    other = Library(tmp_path / "lib")  # another process's connection: its own lock file handle
+    other = library_at(tmp_path / "lib")  # another process's connection (its own lock file handle)
     with other.exclusive("round"):
         assert svc.loop_state()["round_running"]
         with pytest.raises(ServiceError, match="already running"):
