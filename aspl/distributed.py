@@ -28,9 +28,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from .imageio import (REASON_DETECTION, REASON_EMBEDDING, REASON_OUTSIDE, REASON_UNREADABLE, BadImageError,
-                      display_path)
-from .importer import (Importer, ImportSummary, ProgressFn, embed_faces, find_images, isolated,
+from .imageio import REASON_DETECTION, REASON_EMBEDDING, REASON_UNREADABLE, BadImageError
+from .importer import (Importer, ImportSummary, ProgressFn, embed_faces, find_images, isolated, open_inside,
                        resolve_import_path, shown_path)
 
 log = logging.getLogger(__name__)
@@ -262,15 +261,11 @@ class RayImporter(Importer):
 
     def _hash(self, f: Path, root: Path, s: ImportSummary, seen: dict[str, Path]) -> tuple[Path, str, int] | None:
         """The local import's checks before decoding: regular file, inside the folder, not stored yet."""
-        from .imageio import open_regular, sha256_file
+        from .imageio import sha256_file
 
         sha, size = None, 0
         try:
-            with open_regular(f) as fh:
-                real = Path(os.path.realpath(f))
-                if real != root and root not in real.parents:
-                    raise BadImageError(f, REASON_OUTSIDE, f"it leads to {display_path(real)}")
-                size = os.fstat(fh.fileno()).st_size
+            with open_inside(f, root) as (fh, size):
                 sha = sha256_file(fh)
         except BadImageError as e:
             self._reject(s, f, sha, size, e.reason, e.detail)

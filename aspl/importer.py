@@ -13,6 +13,7 @@ are stored losslessly (see :func:`storage.faces.encode_path`).
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -20,7 +21,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -127,6 +128,17 @@ def find_images(path: str | os.PathLike) -> tuple[list[Path], int]:
             else:
                 other += 1
     return images, other
+
+
+@contextlib.contextmanager
+def open_inside(f: Path, root: Path) -> Iterator[tuple[Any, int]]:
+    """``(file object, size)`` of a regular file that lies inside ``root`` (a link may not lead out of it);
+    :class:`BadImageError` otherwise (see :func:`aspl.imageio.open_regular` for the file types refused)."""
+    with open_regular(f) as fh:
+        real = Path(os.path.realpath(f))
+        if real != root and root not in real.parents:
+            raise BadImageError(f, REASON_OUTSIDE, f"it leads to {display_path(real)}")
+        yield fh, os.fstat(fh.fileno()).st_size
 
 
 def _person_from_folder(file: Path, root: Path) -> str | None:
@@ -257,11 +269,7 @@ class Importer:
         """Open (regular files only), hash and decode one file; a bad one is recorded and None returned."""
         sha, size = None, 0
         try:
-            with open_regular(f) as fh:
-                real = Path(os.path.realpath(f))
-                if real != root and root not in real.parents:
-                    raise BadImageError(f, REASON_OUTSIDE, f"it leads to {display_path(real)}")
-                size = os.fstat(fh.fileno()).st_size
+            with open_inside(f, root) as (fh, size):
                 sha = sha256_file(fh)
                 existing = self.library.image_by_sha(sha)
                 if existing is not None:

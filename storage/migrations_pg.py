@@ -202,15 +202,20 @@ def _faces_counts_function(db, with_open_hidden: bool) -> None:
                 UPDATE counts SET n = n + CAST({h_new} AS INTEGER) - CAST({h_old} AS INTEGER)
                     WHERE key = 'faces:hidden' AND {h_new} IS DISTINCT FROM {h_old};
             END IF;"""
-    db.raw(f"""CREATE OR REPLACE FUNCTION faces_counts() RETURNS trigger LANGUAGE plpgsql AS $$
+    _status_counts_function(db, "faces", extra)
+
+
+def _status_counts_function(db, table: str, extra: str = "") -> None:
+    """``<table>_counts()``: the trigger-kept ``<table>:<status>`` counts, then ``extra`` PL/pgSQL."""
+    db.raw(f"""CREATE OR REPLACE FUNCTION {table}_counts() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             IF TG_OP = 'INSERT' THEN
-                UPDATE counts SET n = n + 1 WHERE key = 'faces:' || NEW.status;
+                UPDATE counts SET n = n + 1 WHERE key = '{table}:' || NEW.status;
             ELSIF TG_OP = 'DELETE' THEN
-                UPDATE counts SET n = n - 1 WHERE key = 'faces:' || OLD.status;
+                UPDATE counts SET n = n - 1 WHERE key = '{table}:' || OLD.status;
             ELSIF OLD.status IS DISTINCT FROM NEW.status THEN
-                UPDATE counts SET n = n - 1 WHERE key = 'faces:' || OLD.status;
-                UPDATE counts SET n = n + 1 WHERE key = 'faces:' || NEW.status;
+                UPDATE counts SET n = n - 1 WHERE key = '{table}:' || OLD.status;
+                UPDATE counts SET n = n + 1 WHERE key = '{table}:' || NEW.status;
             END IF;{extra}
             RETURN NULL;
         END $$""")
@@ -225,18 +230,7 @@ def m010_counters(db) -> None:
     _faces_counts_function(db, with_open_hidden=False)
     db.raw("CREATE TRIGGER faces_counts AFTER INSERT OR DELETE OR UPDATE ON faces "
            "FOR EACH ROW EXECUTE FUNCTION faces_counts()")
-    db.raw("""CREATE FUNCTION images_counts() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF TG_OP = 'INSERT' THEN
-                UPDATE counts SET n = n + 1 WHERE key = 'images:' || NEW.status;
-            ELSIF TG_OP = 'DELETE' THEN
-                UPDATE counts SET n = n - 1 WHERE key = 'images:' || OLD.status;
-            ELSIF OLD.status IS DISTINCT FROM NEW.status THEN
-                UPDATE counts SET n = n - 1 WHERE key = 'images:' || OLD.status;
-                UPDATE counts SET n = n + 1 WHERE key = 'images:' || NEW.status;
-            END IF;
-            RETURN NULL;
-        END $$""")
+    _status_counts_function(db, "images")
     db.raw("CREATE TRIGGER images_counts AFTER INSERT OR DELETE OR UPDATE ON images "
            "FOR EACH ROW EXECUTE FUNCTION images_counts()")
     db.raw("""CREATE FUNCTION labels_counts() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -234,12 +234,17 @@ def line_search(w: torch.Tensor, delta: torch.Tensor, r: torch.Tensor, q: torch.
     return t
 
 
-def score_blocks(X: np.ndarray, Wt: np.ndarray, b: np.ndarray, step: int, device: torch.device):
-    """``(first row, float32 numpy scores)`` of ``X`` in blocks of ``step`` rows, products on ``device``."""
+def _device_blocks(X: np.ndarray, Wt: np.ndarray, b: np.ndarray, step: int, device: torch.device):
+    """``(first row, device scores)`` of ``X`` in blocks of ``step`` rows."""
     Wd = torch.from_numpy(Wt).to(device)
     bd = torch.from_numpy(b).to(device)
     for a in range(0, X.shape[0], step):
-        S = torch.from_numpy(np.ascontiguousarray(X[a:a + step])).to(device) @ Wd.T + bd
+        yield a, torch.from_numpy(np.ascontiguousarray(X[a:a + step])).to(device) @ Wd.T + bd
+
+
+def score_blocks(X: np.ndarray, Wt: np.ndarray, b: np.ndarray, step: int, device: torch.device):
+    """``(first row, float32 numpy scores)`` of ``X`` in blocks of ``step`` rows, products on ``device``."""
+    for a, S in _device_blocks(X, Wt, b, step, device):
         yield a, S.cpu().numpy()
 
 
@@ -256,10 +261,7 @@ def top2_blocks(X: np.ndarray, Wt: np.ndarray, b: np.ndarray, step: int, device:
     s2 = np.full(n, -np.inf)
     if P == 0:
         return first, s1, second, s2
-    Wd = torch.from_numpy(Wt).to(device)
-    bd = torch.from_numpy(b).to(device)
-    for a in range(0, n, step):
-        S = torch.from_numpy(np.ascontiguousarray(X[a:a + step])).to(device) @ Wd.T + bd
+    for a, S in _device_blocks(X, Wt, b, step, device):
         part = slice(a, a + S.shape[0])
         v, c = torch.max(S, dim=1)  # the first maximal column, as numpy's argmax
         first[part], s1[part] = c.cpu().numpy(), v.cpu().numpy()
