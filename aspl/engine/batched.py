@@ -56,8 +56,6 @@ import numpy as np
 from sklearn.utils.validation import check_array, check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from . import batched_torch as bt
-from .batched_torch import DeviceData, resolve_device
 from .classifier import DEFAULT_C, OneVsAllSVM, check_fit_inputs
 from .selection import UNLABELLED
 from .summary import block_rows
@@ -83,6 +81,21 @@ COLD_PER_POSITIVE = 4
 SCAN_PEOPLE = 32
 #: Newton steps on a working set between two checks of all faces.
 INNER_STEPS = 5
+
+
+def _bt():
+    """:mod:`aspl.engine.batched_torch`, imported when first needed: the engine imports no torch until a
+    fit or a scoring resolves its device (``auto`` asks torch whether it sees a GPU)."""
+    from . import batched_torch
+
+    return batched_torch
+
+
+def resolve_device(device: str | None):
+    """See :func:`aspl.engine.batched_torch.resolve_device` (None: numpy)."""
+    if device == "numpy":
+        return None
+    return _bt().resolve_device(device)
 
 
 class Top2(NamedTuple):
@@ -182,7 +195,7 @@ class BatchedOneVsAll(OneVsAllSVM):
             prob.subsample(np.sort(rng.choice(n, int(self.max_negatives), replace=False)))
         dev = resolve_device(self.device)
         if dev is not None:
-            prob.dd = DeviceData(prob, dev)
+            prob.dd = _bt().DeviceData(prob, dev)
 
         W = np.zeros((P, d + 1))
         warm = np.zeros(P, dtype=bool)
@@ -289,7 +302,7 @@ class BatchedOneVsAll(OneVsAllSVM):
         step = block_rows(Wt.shape[0], chunk)
         dev = self._scoring_device()
         if dev is not None:
-            return bt.score_blocks(X, Wt, b, step, dev)
+            return _bt().score_blocks(X, Wt, b, step, dev)
         return ((a, X[a:a + step] @ Wt.T + b) for a in range(0, X.shape[0], step))
 
     def decision_function(self, X: np.ndarray, chunk: int | None = None) -> np.ndarray:
@@ -310,7 +323,7 @@ class BatchedOneVsAll(OneVsAllSVM):
         dev = self._scoring_device()
         if dev is not None:
             Xc, Wt, b = self._scores32(X)
-            return Top2(*bt.top2_blocks(Xc, Wt, b, block_rows(Wt.shape[0], chunk), dev))
+            return Top2(*_bt().top2_blocks(Xc, Wt, b, block_rows(Wt.shape[0], chunk), dev))
         blocks = self.score_blocks(X, chunk)
         n = np.shape(X)[0]
         first = np.full(n, -1, dtype=np.int64)
@@ -363,7 +376,7 @@ class _Problem:
         self.pos = [order[a:b] for a, b in zip(lo, hi)]  # increasing rows
         self.npos = hi - lo
         self.subsample(None)
-        self.dd: bt.DeviceData | None = None  # the rows on a torch device (None: numpy)
+        self.dd: Any = None  # the rows on a torch device (batched_torch.DeviceData; None: numpy)
 
     @property
     def m(self) -> int:
@@ -423,7 +436,7 @@ class _Problem:
     def scan_top(self, D: np.ndarray, js: np.ndarray, k: np.ndarray, pool=None) -> list[np.ndarray]:
         """Per person, the rows of the ``k`` negatives most similar to its direction (sorted rows)."""
         if self.dd is not None:
-            return bt.scan_top(self, self.dd, D, js, k, self._step())
+            return _bt().scan_top(self, self.dd, D, js, k, self._step())
 
         def top(a: int, S: np.ndarray) -> list[np.ndarray]:
             out = []
@@ -438,7 +451,7 @@ class _Problem:
     def scan_above(self, W: np.ndarray, js: np.ndarray, thr: float, also: float = np.inf, pool=None):
         """Per person, the negatives scoring above ``thr``, and those of them scoring above ``also``."""
         if self.dd is not None:
-            return bt.scan_above(self, self.dd, W, js, thr, also, self._step())
+            return _bt().scan_above(self, self.dd, W, js, thr, also, self._step())
 
         def above(a: int, S: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
             flat = np.flatnonzero(S > thr)
@@ -475,7 +488,7 @@ def _newton(prob: _Problem, cand: list[np.ndarray], W: np.ndarray, todo: np.ndar
 
     def solve(sel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if prob.dd is not None:
-            return bt.newton_group(prob, prob.dd, cand, W, todo[sel], int(sizes[sel].max()), max_iter, tol)
+            return _bt().newton_group(prob, prob.dd, cand, W, todo[sel], int(sizes[sel].max()), max_iter, tol)
         return _newton_group(prob, cand, W, todo[sel], int(sizes[sel].max()), max_iter, tol)
 
     iters = np.zeros(todo.size, dtype=np.int64)
