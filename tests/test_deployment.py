@@ -18,6 +18,7 @@ def test_compose_runs_two_app_servers_on_one_postgresql_library_and_a_ray_cluste
         assert env["ASPL_DATA"] == "/data" and "aspl-data:/data" in s[k]["volumes"]
         assert "./photos:/photos:ro" in s[k]["volumes"]  # the Ray workers open the paths the driver lists
         assert s[k]["build"] == "." and s[k]["image"] == "aspl:latest"
+        assert env["RAY_AUTH_MODE"] == "token" and env["RAY_AUTH_TOKEN"].startswith("${RAY_AUTH_TOKEN:?")
     assert all(s[k]["command"][:3] == [".venv/bin/streamlit", "run", "app.py"] for k in apps)
     assert "--head" in s["ray-head"]["command"] and "--address=ray-head:6379" in s["ray-worker"]["command"]
     readme = (REPO / "README.md").read_text()
