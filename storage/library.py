@@ -79,7 +79,9 @@ class Library(FacesMixin, EmbeddingsMixin, PeopleMixin, WorkflowMixin, RoundsMix
         """A new connection to this library (for a background job)."""
         if self.dialect == "postgresql":
             return Library(self.location, data_dir=self.root)
-        return Library(self.location if self.root is None else self.root)
+        if self.root is None:
+            raise StorageError("an in-memory library has no second connection; share this one")
+        return Library(self.root)
 
     @property
     def index_dir(self) -> Path | None:

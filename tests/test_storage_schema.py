@@ -45,3 +45,16 @@ def test_settings_roundtrip_and_logged(fresh_db):
     fresh_db.set_setting("pace", {"start": 0.2}, actor="admin")
     assert fresh_db.get_setting("pace") == {"start": 0.2}
     assert fresh_db.events("setting_changed")[0]["actor"] == "admin"
+
+
+def test_reopen_gives_a_second_connection_to_a_file_library_and_refuses_memory(tmp_path):
+    from storage import StorageError
+
+    lib = Library(tmp_path / "lib")
+    lib.set_setting("k", 1)
+    other = lib.reopen()
+    assert other is not lib and other.get_setting("k") == 1 and other.root == lib.root
+    other.close()
+    lib.close()
+    with pytest.raises(StorageError, match="in-memory"):
+        Library(":memory:").reopen()
