@@ -29,8 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .imageio import REASON_DETECTION, REASON_EMBEDDING, REASON_UNREADABLE, BadImageError
-from .importer import (Importer, ImportSummary, ProgressFn, embed_faces, find_images, isolated, open_inside,
-                       resolve_import_path, shown_path)
+from .importer import Importer, ImportSummary, ProgressFn, embed_faces, isolated, open_inside, shown_path
 
 log = logging.getLogger(__name__)
 
@@ -206,12 +205,7 @@ class RayImporter(Importer):
 
         t0 = time.perf_counter()
         resources = connect(self.address, self.num_cpus)
-        root = resolve_import_path(path)
-        files, other = find_images(root)
-        if not self.library.get_setting("backbone"):
-            self.library.set_setting("backbone", self.backbone, self.annotator)
-        s = ImportSummary(files=len(files), skipped_other_types=other)
-        index = self.indexes.get(self.backbone, dim=self.embedder.info.embedding_dim)
+        root, files, s, index = self._begin(path)
         bar = tqdm(total=len(files), desc="importing (ray)", unit="photo", disable=not progress)
         done = 0
 

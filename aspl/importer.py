@@ -234,12 +234,7 @@ class Importer:
             on_progress: ProgressFn | None = None) -> ImportSummary:
         """Import every image under ``path``; see the module docstring."""
         t0 = time.perf_counter()
-        root = resolve_import_path(path)
-        files, other = find_images(root)
-        if not self.library.get_setting("backbone"):
-            self.library.set_setting("backbone", self.backbone, self.annotator)
-        s = ImportSummary(files=len(files), skipped_other_types=other)
-        index = self.indexes.get(self.backbone, dim=self.embedder.info.embedding_dim)
+        root, files, s, index = self._begin(path)
         bar = tqdm(total=len(files), desc="importing", unit="photo", disable=not progress)
         if on_progress:
             on_progress(0, len(files), s.progress_message(0, len(files)))
@@ -259,6 +254,15 @@ class Importer:
                                    **{k: v for k, v in s.as_dict().items()
                                       if k not in ("seconds", "without_face_files", "duplicate_files")})
         return s
+
+    def _begin(self, path: str | os.PathLike) -> tuple[Path, list[Path], ImportSummary, Any]:
+        """``(root, image files, summary, index)`` of an import of ``path``; a new library takes this backbone."""
+        root = resolve_import_path(path)
+        files, other = find_images(root)
+        if not self.library.get_setting("backbone"):
+            self.library.set_setting("backbone", self.backbone, self.annotator)
+        s = ImportSummary(files=len(files), skipped_other_types=other)
+        return root, files, s, self.indexes.get(self.backbone, dim=self.embedder.info.embedding_dim)
 
     def _reject(self, s: ImportSummary, f: Path, sha: str | None, size: int, reason: str, detail: str) -> None:
         log.info("rejected %s: %s (%s)", display_path(f), reason, detail)
