@@ -162,7 +162,8 @@ def one_face() -> None:
 
 
 # --------------------------------------------------------------- batch
-BATCH_COLS = 6
+BATCH_COLS = 8
+PERSON_KINDS = ("person", "check")  # groups of one named person: unticked faces are recorded as not them
 
 
 def _batch_pick(name: str, box: str) -> None:
@@ -178,7 +179,7 @@ def _batch_clear(box: str) -> None:
 def _batch_target(g) -> tuple[int | str | None, dict[str, str]]:
     """Who the group's faces are (a person id, a name, or None while nobody is chosen) and the keys of a
     pending name question."""
-    if g.kind == "person":
+    if g.kind in PERSON_KINDS:
         return g.person_id, {}
     box = f"kb_bname_{g.key}"
     typed = st.selectbox("**N** · Who are they?", options=svc.person_names(), index=None, accept_new_options=True,
@@ -199,8 +200,9 @@ def batch() -> None:
         st.session_state["batch_group"] = groups[0].key
     g = by_key[st.selectbox("Group", list(by_key), format_func=lambda k: by_key[k].title, key="batch_group")]
     st.caption("Untick the faces that do not belong, then accept the rest in one action. Keys: J / K or the "
-               "arrows move between faces, Space ticks, N names, A accepts, U undoes, Esc leaves the name box."
-               + (" Unticked faces are recorded as *not this person*." if g.kind == "person" else ""))
+               "arrows move between faces, Space ticks, I inverts the ticks, N names, A accepts, U undoes, Esc "
+               "leaves the name box." + (" Unticked faces are recorded as *not this person*."
+                                         if g.kind in PERSON_KINDS else ""))
     for row in range(0, len(g.face_ids), BATCH_COLS):  # one row of columns at a time: tiles in reading order
         for col, f in zip(st.columns(BATCH_COLS), g.face_ids[row:row + BATCH_COLS]):
             with col.container(key=f"bface_{f}"):
@@ -210,30 +212,40 @@ def batch() -> None:
     deselected = [f for f in g.face_ids if f not in selected]
     target, asked = _batch_target(g)
     as_whom = svc.person_name(target) if isinstance(target, int) else target
+    person_kind = g.kind in PERSON_KINDS
     label = f"Accept {len(selected)} face(s)" + (f" as {as_whom}" if as_whom else "")
+    if person_kind and not selected:
+        label = f"None of the {len(deselected)} is {as_whom}"
 
     def _accept() -> None:
-        n = common.guarded(svc.accept_batch, selected, target, who,
-                           deselected=deselected if g.kind == "person" else ())
+        n = common.guarded(svc.accept_batch, selected, target, who, deselected=deselected if person_kind else ())
         if n is not None:
-            common.flash("success", f"Labelled {n} face(s)" + (f" as {as_whom}." if as_whom else "."))
+            common.flash("success", f"Labelled {n} face(s)" + (f" as {as_whom}" if as_whom else "")
+                         + (f"; {len(deselected)} recorded as not {as_whom}." if person_kind and deselected else "."))
+
+    def _invert() -> None:
+        for f in g.face_ids:
+            k = f"bsel_{g.key}_{f}"
+            st.session_state[k] = not st.session_state.get(k, True)
 
     def _strangers() -> None:
         n = common.guarded(svc.mark_batch, selected, "stranger", who)
         if n is not None:
             common.flash("success", f"Marked {n} face(s) as strangers.")
 
-    c1, c2, c3 = st.columns([3, 2, 1])
+    c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
     c1.button(f"**A** · {label}", key="batch_accept", type="primary", on_click=_accept,
-              disabled=not selected or target is None, width="stretch")
+              disabled=target is None or not (selected or (person_kind and deselected)), width="stretch")
     c2.button(f"**G** · {len(selected)} ticked are strangers", key="batch_strangers", on_click=_strangers,
-              disabled=not selected or g.kind == "person", width="stretch",
+              disabled=not selected or person_kind, width="stretch",
               help="Real faces nobody needs named (bystanders): they leave the questions and the training.")
-    with c3:
+    c3.button("**I** · Invert", key="batch_invert", on_click=_invert, width="stretch",
+              help="Tick the unticked faces and untick the ticked ones (when most of the group is wrong)")
+    with c4:
         _undo_button("batch_undo")
-    keys = {"a": "batch_accept", "g": "batch_strangers", "u": "batch_undo", "space": "@toggle",
-            **common.grid_keys(BATCH_COLS)}
-    if g.kind != "person":
+    keys = {"a": "batch_accept", "g": "batch_strangers", "u": "batch_undo", "i": "batch_invert",
+            "space": "@toggle", **common.grid_keys(BATCH_COLS)}
+    if not person_kind:
         keys["n"] = f"kb_bname_{g.key}"
     keys.update(asked)
     common.keyboard(keys, f"{g.key}:{target}", grid="bface_")

@@ -167,20 +167,21 @@ class AnnotatorSim:
             if g.key in tried:
                 continue
             tried.add(g.key)
-            if (g.kind == "person") != people:
+            if people and g.kind not in ("person", "check"):
                 continue
-            if g.kind == "person":  # a person's auto-labels: accept them, unticking the wrong ones
+            if g.kind in ("person", "check"):  # a person's faces: accept, unticking the wrong ones
                 name = self.svc.person_name(g.person_id)
                 wrong = [f for f in g.face_ids if self.truth.get(f) != name]
                 keep = [f for f in g.face_ids if f not in wrong]
-                if keep:
-                    self.svc.accept_batch(keep, g.person_id, ANNOTATOR, deselected=wrong)
-                else:  # nothing right in the group: each face rejected for this person
-                    for f in wrong:
-                        self.svc.reject_auto(f, g.person_id, ANNOTATOR)
+                if not people and len(keep) < max(2, 0.5 * len(g.face_ids)):
+                    continue  # mostly wrong: left for now (a final check comes later)
+                # A accepts the ticked faces and records the unticked ones as not this person; when most are
+                # wrong, I inverts the ticks first and the right ones are ticked
+                self.svc.accept_batch(keep, g.person_id, ANNOTATOR, deselected=wrong)
                 self.tally.add("batch_review", 1)
-                if wrong:
-                    self.tally.add("batch_untick", 2 * len(wrong), n=len(wrong))
+                toggles = min(len(wrong), 1 + len(keep))
+                if toggles:
+                    self.tally.add("batch_untick", 2 * toggles, n=toggles)
                 return True
 
             who = Counter(self.truth.get(f) for f in g.face_ids)

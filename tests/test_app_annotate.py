@@ -230,11 +230,28 @@ def test_batch_keys_move_tick_and_accept(at):
     assert grid == "bface_"
     assert {k: keys[k] for k in ("a", "u", "space", "j", "k", "arrowright", "arrowleft", "arrowdown", "arrowup")} == {
         "a": "batch_accept", "u": "batch_undo", "space": "@toggle", "j": "@move:1", "k": "@move:-1",
-        "arrowright": "@move:1", "arrowleft": "@move:-1", "arrowdown": "@move:6", "arrowup": "@move:-6"}
+        "arrowright": "@move:1", "arrowleft": "@move:-1", "arrowdown": "@move:8", "arrowup": "@move:-8"}
     assert "n" not in keys  # a person's group has no name box
     boxes = [c for c in at.checkbox if c.key and c.key.startswith("bsel_")]
     boxes[0].uncheck().run()  # A still accepts right after unticking (the key map is unchanged)
     assert key_map(at)[0]["a"] == "batch_accept" and not at.button(key="batch_accept").disabled
+
+
+def test_batch_invert_then_accept_nothing_records_the_whole_group_as_not_this_person(at):
+    svc = service(at)
+    svc.run_round("admin")
+    at.segmented_control(key="ann_mode").set_value("Batch").run()
+    g = next(x for x in svc.batch_groups("alice") if x.key == at.selectbox(key="batch_group").value)
+    assert g.kind == "person" and key_map(at)[0]["i"] == "batch_invert"
+    at.button(key="batch_invert").click().run()
+    assert not any(c.value for c in at.checkbox if c.key and c.key.startswith(f"bsel_{g.key}_"))
+    name = svc.person_name(g.person_id)
+    accept = at.button(key="batch_accept")
+    assert not accept.disabled and accept.label.endswith(f"None of the {len(g.face_ids)} is {name}")
+    accept.click().run()
+    assert not at.exception and f"{len(g.face_ids)} recorded as not {name}" in texts(at)
+    assert {(f, g.person_id) for f in g.face_ids} <= svc.library.rejections()
+    assert not set(g.face_ids) & svc.library.labelled_face_ids(("human",))
 
 
 def test_batch_keeps_the_chosen_group_until_it_is_accepted(at):

@@ -95,3 +95,79 @@ def test_the_leftover_grid_holds_unanswered_faces_no_group_holds_smallest_first(
     assert svc.mark_batch(g.face_ids[:4], "stranger", "alice") == 4
     (h,) = svc.batch_groups("alice")
     assert not set(g.face_ids[:4]) & set(h.face_ids) and len(h.face_ids) == len(truth) - 4
+
+
+def _two_named_two_not(**kw):
+    """3 labels each for the first two of four people; the last two nobody named."""
+    svc, truth = synthetic_service(None, n_people=4, per_person=8, **kw)
+    lib = svc.library
+    named = ["Ada Lovelace", "Alan Turing"]
+    assert set(truth.values()) >= set(named)
+    for name in named:
+        pid = lib.person_id(name, create=True)
+        for f in [f for f, t in sorted(truth.items()) if t == name][:3]:
+            lib.add_label(f, pid, "human", 1.0, annotator="tester")
+    return svc, truth, named
+
+
+def test_person_groups_offer_unanswered_faces_near_the_named_ones_and_never_an_unnamed_persons():
+    svc, truth, named = _two_named_two_not()
+    lib = svc.library
+    rid = svc.run_round("admin")["round"]
+    lib.replace_auto_labels(rid, [])  # no auto-labels: whatever a person's group offers is a suggestion
+    groups = svc.batch_groups("alice")
+    people = [g for g in groups if g.kind == "person"]
+    assert {lib.person_name(g.person_id) for g in people} == set(named)
+    for g in people:
+        name = lib.person_name(g.person_id)
+        assert g.face_ids and all(truth[f] == name for f in g.face_ids)
+        assert "probable" in g.title and not set(g.face_ids) & lib.labelled_face_ids()
+    offered = {f for g in people for f in g.face_ids}
+    assert len(offered) == 2 * (8 - 3)  # every other face of the two named people
+    others = {f for g in groups if g.kind == "cluster" for f in g.face_ids}
+    assert others and all(truth[f] not in named for f in others)  # the unnamed people: clusters to name
+
+
+def test_an_auto_label_far_from_the_persons_named_faces_goes_to_a_check_group_and_its_cluster():
+    svc, truth, named = _two_named_two_not()
+    lib = svc.library
+    rid = svc.run_round("admin")["round"]
+    ada = lib.person_id(named[0])
+    other = next(t for t in truth.values() if t not in named)
+    stray = [f for f, t in sorted(truth.items()) if t == other][:2]  # an unnamed person's faces
+    lib.replace_auto_labels(rid, [(f, ada, 0.99) for f in stray])
+    groups = svc.batch_groups("alice")
+    person = next(g for g in groups if g.key == f"person-{ada}")
+    assert not set(stray) & set(person.face_ids)
+    check = next(g for g in groups if g.kind == "check")
+    assert check.key == f"check-{ada}" and check.person_id == ada and set(check.face_ids) == set(stray)
+    kinds = [g.kind for g in groups]
+    assert kinds.index("check") > max(i for i, k in enumerate(kinds) if k in ("person", "cluster"))
+    assert any(set(stray) <= set(g.face_ids) for g in groups if g.kind == "cluster")
+    # nothing right in the group: the annotator unticks all and accepts; each face is rejected for Ada
+    assert svc.accept_batch([], ada, "alice", deselected=stray) == 0
+    assert {(f, ada) for f in stray} <= lib.rejections() and not lib.label_rows(("auto",), face_id=stray[0])
+    assert not any(g.kind == "check" for g in svc.batch_groups("alice"))
+    svc.undo("alice")
+    assert not {(f, ada) for f in stray} & lib.rejections()
+
+
+def test_a_batch_with_nothing_ticked_needs_an_existing_person():
+    import pytest
+
+    from aspl.service import ServiceError
+
+    svc, truth, named = _two_named_two_not()
+    with pytest.raises(ServiceError, match="no faces selected"):
+        svc.accept_batch([], "Somebody New", "alice", deselected=[1])
+    with pytest.raises(ServiceError, match="no faces selected"):
+        svc.accept_batch([], svc.library.person_id(named[0]), "alice")
+
+
+def test_the_leftover_grid_leaves_out_faces_like_a_named_face_least_like_first():
+    svc, truth, named = _two_named_two_not()
+    svc.set_loop_settings({"cluster_similarity": 0.999})  # no clusters: every open face is a leftover
+    (g,) = [g for g in svc.batch_groups("alice") if g.kind == "open"]
+    assert g.face_ids and all(truth[f] not in named for f in g.face_ids)  # the named people's are asked
+    likeness = [g.scores[f] for f in g.face_ids]
+    assert likeness == sorted(likeness)

@@ -58,6 +58,24 @@ def _one_blas_thread() -> Any:
     return _blas_controller().limit(limits=1, user_api="blas")
 
 
+def neighbour_votes(order: list[int], human: dict[int, int], auto: dict[int, int]
+                    ) -> tuple[dict[int, float], dict[int, int]]:
+    """``(votes, nearest)`` of a face's labelled neighbours ``order`` (nearest first): each labelled
+    neighbour votes for its person with weight 1 (human or seed label) or 0.5 (auto-label), divided by
+    1 + its rank among the labelled ones; ``nearest`` is each voted person's nearest such face."""
+    votes: dict[int, float] = {}
+    near: dict[int, int] = {}
+    rank = 0
+    for n in order:
+        p, w = (human[n], 1.0) if n in human else (auto[n], 0.5) if n in auto else (None, 0.0)
+        if p is None:
+            continue
+        votes[p] = votes.get(p, 0.0) + w / (1.0 + rank)
+        near.setdefault(p, n)
+        rank += 1
+    return votes, near
+
+
 def merge_evidence(clf: dict[int, float], votes: dict[int, float]) -> dict[int, float]:
     """One probability per person from the classifiers' softmax ``clf`` and neighbour ``votes`` (any
     non-negative weights; normalised here): their mean where both exist, else the one that does."""
@@ -203,14 +221,7 @@ class AnnotateMixin:
                 order = [int(n) for n in nbrs[0] if n >= 0 and n != face_id]
                 human = lib.face_persons(order)
                 auto = lib.face_persons([n for n in order if n not in human], ("auto",))
-                rank = 0
-                for n in order:
-                    p, w = (human[n], 1.0) if n in human else (auto[n], 0.5) if n in auto else (None, 0.0)
-                    if p is None:
-                        continue
-                    votes[p] = votes.get(p, 0.0) + w / (1.0 + rank)
-                    near.setdefault(p, n)
-                    rank += 1
+                votes, near = neighbour_votes(order, human, auto)
             if probs is not None:  # a voted person's own classifier probability, though not in the top
                 cls = np.asarray(model.classes_)
                 for i in np.flatnonzero(np.isin(cls, [p for p in votes if p not in clf])):

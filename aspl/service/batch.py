@@ -8,13 +8,22 @@ import numpy as np
 
 from storage import Library
 
-from .annotate import label_face, mark_face, undo_label, unmark_not_face
+from .annotate import (SUGGEST_NEIGHBOURS, SUGGEST_TEMPERATURE, label_face, mark_face, merge_evidence,
+                       neighbour_votes, undo_label, unmark_not_face)
 from .autoround import answer
 from .errors import ServiceError
 from .people import person_for
 from .settings import SCOPE_ANNOTATE
 from .undo import restore_auto, undoable
 from .views import BatchGroup
+
+PROBABLE_MIN = 0.5  # merged suggestion probability for an unanswered face to join its person's group
+PROBABLE_SCORE = 0.0  # ... and whose own one-vs-all score is above this (faces of people nobody named yet
+# get a confident softmax and unanimous votes from far-away labelled faces; their one-vs-all scores stay low)
+PROBABLE_TOP = 5
+SUPPORT_MAX_FACES = 4000
+OPEN_CANDIDATES = 2000  # unanswered faces (smallest first) ranked for the open grid
+OPEN_LIKENESS_MAX = 0.6  # ... of which those less similar than this to every named face (centred cosine)  # auto-labelled and probable faces checked for support per request  # classifier classes per face merged with the neighbour votes
 
 
 def centred_unit(X: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
@@ -75,59 +84,218 @@ class BatchMixin:
     """``batch_groups`` and ``accept_batch``."""
 
     def batch_groups(self, annotator: str, limit: int = 12) -> list[BatchGroup]:
-        """Groups for batch labelling: each person's auto-labels (most first), clusters of unclear faces,
-        then up to ``batch_size`` faces no group holds that nobody has answered (kind ``open``, smallest
-        first: mostly bystanders, to mark as strangers in one action)."""
+        """Groups for batch labelling, in this order:
+
+        - ``person``: one per person, the auto-labelled faces and then the faces nobody answered whose top
+          suggestion is that person (:meth:`_probable`), each only if it lies near one of the person's
+          named faces (:meth:`_support`; most faces first);
+        - ``cluster``: groups of similar unclear faces that no person claims;
+        - ``check``: one per person, the auto-labels that lie far from every named face of that person
+          (faces of people nobody named yet end up there: mostly to untick);
+        - ``open``: up to ``batch_size`` faces no group holds that nobody has answered (smallest first:
+          mostly bystanders, to mark as strangers in one action).
+        """
         annotator = self._check_annotator(annotator)
         with self._lock:
             lib = self.library
             size = self.loop_settings().batch_size
             busy = set(lib.leased_faces(exclude_annotator=annotator))
             names = lib.names_of_people()
-            by_person: dict[int, list[tuple[float, int]]] = {}
+            auto: dict[int, list[tuple[float, int]]] = {}
             for r in lib.label_rows(("auto",)):
                 if r["face_id"] not in busy:
-                    by_person.setdefault(r["person_id"], []).append((r["confidence"] or 0.0, r["face_id"]))
-            groups = []
-            for pid, rows in sorted(by_person.items(), key=lambda kv: -len(kv[1])):
+                    auto.setdefault(r["person_id"], []).append((r["confidence"] or 0.0, r["face_id"]))
+            pool = self._unclear_pool()
+            probable = self._probable(pool)
+            cand: list[tuple[int, float, int, bool]] = []  # (person, score, face, auto-labelled)
+            for pid in sorted(set(auto) | set(probable)):
+                if pid in names:
+                    cand += [(pid, c, f, True) for c, f in sorted(auto.get(pid, ()), key=lambda t: (-t[0], t[1]))]
+                    cand += [(pid, c, f, False) for c, f in probable.get(pid, ()) if f not in busy]
+            cand = cand[:SUPPORT_MAX_FACES]
+            near: dict[int, list[tuple[float, int]]] = {}
+            far: dict[int, list[tuple[float, int]]] = {}
+            for (pid, c, f, is_auto), ok in zip(cand, self._support([(f, p) for p, _, f, _ in cand])):
+                if ok or is_auto:
+                    (near if ok else far).setdefault(pid, []).append((c, f))
+            for rows in (*near.values(), *far.values()):
                 rows.sort(key=lambda t: (-t[0], t[1]))
-                faces = [f for _, f in rows[:size]]
-                groups.append(BatchGroup(f"person-{pid}", "person",
-                                         f"{names.get(pid, pid)}: {len(rows)} auto-labelled face(s)",
-                                         faces, pid, {f: c for c, f in rows[:size]}))
-            groups = groups[:limit]
-            shown: set[int] = set()
-            for g in self._clusters(size):
+            auto_faces = {f for rows in auto.values() for _, f in rows}
+            claimed = {f for rows in near.values() for _, f in rows}
+            groups = []
+            for pid, rows in sorted(near.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:limit]:
+                rows = rows[:size]
+                n_auto = sum(1 for _, f in rows if f in auto_faces)
+                parts = ([f"{n_auto} auto-labelled"] if n_auto else []) \
+                    + ([f"{len(rows) - n_auto} probable"] if len(rows) > n_auto else [])
+                groups.append(BatchGroup(f"person-{pid}", "person", f"{names[pid]}: {', '.join(parts)} face(s)",
+                                         [f for _, f in rows], pid, {f: c for c, f in rows}))
+            shown: set[int] = {f for g in groups for f in g.face_ids}
+            n_before = len(groups)
+            unclaimed = [f for f in pool if f not in claimed] + sorted(f for rows in far.values() for _, f in rows)
+            for g in self._clusters(size, unclaimed):
                 faces = [f for f in g.face_ids if f not in busy]
                 if len(faces) >= 2:
                     groups.append(dataclasses.replace(g, face_ids=faces))
                     shown.update(faces)
-                if len(groups) >= 2 * limit:
+                if len(groups) - n_before >= limit:
                     break
-            rest = lib.open_face_ids(size, exclude=busy | shown)
-            if rest:  # the faces no group holds, smallest first: a quick sweep of bystanders
+            for pid, rows in sorted(far.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:limit]:
+                rows = rows[:size]
+                groups.append(BatchGroup(f"check-{pid}", "check",
+                                         f"{names[pid]}? {len(rows)} auto-labelled face(s) unlike the named ones",
+                                         [f for _, f in rows], pid, {f: c for c, f in rows}))
+            rest = lib.open_face_ids(OPEN_CANDIDATES, exclude=busy | shown | claimed)
+            if rest:  # the faces no group holds, least like anyone named first: a quick sweep of bystanders
+                like = self._nearest_named(rest)  # faces like a named face are asked one by one instead
+                rest = sorted((f for f in rest if like.get(f, -1.0) < OPEN_LIKENESS_MAX),
+                              key=lambda f: like.get(f, -1.0))[:size]
+            if rest:
                 groups.append(BatchGroup(f"open-{rest[0]}", "open",
-                                         f"Not named yet #{rest[0]}: {len(rest)} face(s), smallest first", rest,
-                                         None, {}))
+                                         f"Not named yet #{rest[0]}: {len(rest)} face(s), least like anyone named "
+                                         "first", rest, None, {f: like.get(f, -1.0) for f in rest}))
             return groups
 
-    def _clusters(self, size: int, max_faces: int = 2000, max_clusters: int = 12) -> list[BatchGroup]:
-        """Groups of similar faces among those nobody labelled (the last round's unclear set)."""
+    def _support(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
+        """Per ``(face, person)``: does the face lie near a face named that person (human or seed label)?
+        Near: centred cosine similarity (:func:`centred_unit`, library mean) >= ``support_similarity`` with
+        one of the person's named faces among the face's nearest neighbours. Faces of people nobody named
+        yet fail this, though a one-vs-all classifier trained without them can claim them with confidence."""
+        if not pairs:
+            return []
+        lib, backbone = self.library, self.backbone
+        idx = self._index(backbone)
+        faces = list(dict.fromkeys(int(f) for f, _ in pairs))
+        ids, X = lib.embeddings(backbone, faces)
+        if idx is None or idx.ntotal < 2 or len(ids) == 0:
+            return [False] * len(pairs)
+        row = {int(f): i for i, f in enumerate(ids)}
+        _, nbrs = idx.search(X, min(SUGGEST_NEIGHBOURS + 1, idx.ntotal))
+        named = lib.face_persons(np.unique(nbrs[nbrs >= 0]).tolist())
+        first: dict[tuple[int, int], int] = {}  # (face, person) -> its nearest face named that person
+        for f, p in pairs:
+            i = row.get(int(f))
+            if i is None:
+                continue
+            for n in nbrs[i]:
+                if n >= 0 and int(n) != int(f) and named.get(int(n)) == p:
+                    first[(int(f), int(p))] = int(n)
+                    break
+        if not first:
+            return [False] * len(pairs)
+        keys = list(first)
+        nid, Y = lib.embeddings(backbone, list(dict.fromkeys(first.values())))
+        col = {int(v): j for j, v in enumerate(nid)}
+        mean = self._library_mean()
+        A = centred_unit(X[[row[f] for f, _ in keys]], mean)
+        B = centred_unit(Y[[col[first[k]] for k in keys]], mean)
+        sim = dict(zip(keys, (A * B).sum(axis=1)))
+        tau = self.loop_settings().support_similarity
+        return [bool(sim.get((int(f), int(p)), -1.0) >= tau) for f, p in pairs]
+
+    def _nearest_named(self, face_ids: Sequence[int]) -> dict[int, float]:
+        """Face -> the centred cosine similarity of its most similar named face (human or seed label) among
+        its nearest neighbours; faces with no named face among them are left out."""
+        lib, backbone = self.library, self.backbone
+        idx = self._index(backbone)
+        ids, X = lib.embeddings(backbone, list(face_ids))
+        if idx is None or idx.ntotal < 2 or len(ids) == 0:
+            return {}
+        _, nbrs = idx.search(X, min(SUGGEST_NEIGHBOURS + 1, idx.ntotal))
+        named = lib.face_persons(np.unique(nbrs[nbrs >= 0]).tolist())
+        first = {}
+        for i, f in enumerate(int(v) for v in ids):
+            n = next((int(n) for n in nbrs[i] if n >= 0 and int(n) != f and int(n) in named), None)
+            if n is not None:
+                first[i] = n
+        if not first:
+            return {}
+        rows = sorted(first)
+        nid, Y = lib.embeddings(backbone, list(dict.fromkeys(first[i] for i in rows)))
+        col = {int(v): j for j, v in enumerate(nid)}
+        mean = self._library_mean()
+        sim = (centred_unit(X[rows], mean) * centred_unit(Y[[col[first[i]] for i in rows]], mean)).sum(axis=1)
+        return {int(ids[i]): float(v) for i, v in zip(rows, sim)}
+
+    def _library_mean(self) -> np.ndarray | None:
+        """Mean embedding of (a sample of at most ~5,000 of) the library's faces on the current backbone."""
+        lib, backbone = self.library, self.backbone
+        n = lib.counts()["faces:ok"]
+        key = (backbone, n)
+        if self._mean_cache is not None and self._mean_cache[0] == key:
+            return self._mean_cache[1]
+        sample = lib.face_ids("ok")[::max(1, n // 5000)]
+        mean = lib.embeddings(backbone, sample)[1].mean(axis=0) if sample else None
+        self._mean_cache = (key, mean)
+        return mean
+
+    def _unclear_pool(self, max_faces: int = 2000) -> list[int]:
+        """Faces nobody labelled (no human, seed or auto-label; in the loop), at most ``max_faces``: the last
+        round's unclear set (every face, by id, before the first round) first, then the others (e.g. an
+        auto-label rejected since, or faces imported after the round), smallest first."""
+        lib = self.library
+        last = lib.last_round()
+        excl = lib.labelled_face_ids(("human", "seed", "auto")) | lib.face_ids_out_of_loop()
+        pool = [f for f in (last["unclear"] if last else lib.face_ids("ok")) if f not in excl][:max_faces]
+        if len(pool) < max_faces:
+            pool += lib.open_face_ids(max_faces - len(pool), exclude=pool)
+        return pool
+
+    def _probable(self, pool: Sequence[int]) -> dict[int, list[tuple[float, int]]]:
+        """person -> ``[(probability, face)]`` of the faces of ``pool`` whose top suggestion (the same
+        calibrated ranking as :meth:`suggestions`, people rejected for the face left out) is that person
+        with probability >= :data:`PROBABLE_MIN` and a positive one-vs-all score. Empty before the first
+        round."""
+        lib, backbone = self.library, self.backbone
+        model = self._model()
+        if model is None or not len(getattr(model, "classes_", [])) or not pool:
+            return {}
+        rejected = lib.rejections()
+        key = (backbone, lib.last_round_id(), hash(tuple(pool)), lib.counts()["labels:human"], len(rejected))
+        if self._probable_cache is not None and self._probable_cache[0] == key:
+            return self._probable_cache[1]
+        ids, X = lib.embeddings(backbone, list(pool))
+        if len(ids) == 0 or model.n_features_in_ != X.shape[1]:
+            return {}
+        sc = np.asarray(model.decision_function(X), np.float64)
+        z = np.exp((sc - sc.max(axis=1, keepdims=True)) / SUGGEST_TEMPERATURE)
+        probs = z / z.sum(axis=1, keepdims=True)
+        classes = np.asarray(model.classes_)
+        column = {int(c): j for j, c in enumerate(classes)}
+        top = np.argsort(-probs, axis=1)[:, :PROBABLE_TOP]
+        nbrs = np.full((len(ids), 0), -1, np.int64)
+        idx = self._index(backbone)
+        if idx is not None and idx.ntotal > 1:
+            nbrs = idx.search(X, min(SUGGEST_NEIGHBOURS + 1, idx.ntotal))[1]
+        everyone = np.unique(nbrs[nbrs >= 0]).tolist()
+        human = lib.face_persons(everyone)
+        auto = lib.face_persons([n for n in everyone if n not in human], ("auto",))
+        names = lib.names_of_people()
+        out: dict[int, list[tuple[float, int]]] = {}
+        for i, f in enumerate(int(v) for v in ids):
+            clf = {int(classes[j]): float(probs[i, j]) for j in top[i]}
+            votes, _ = neighbour_votes([int(n) for n in nbrs[i] if n >= 0 and n != f], human, auto)
+            merged = merge_evidence(clf, votes)
+            ranked = sorted((p for p in merged if p in names and (f, p) not in rejected), key=lambda p: -merged[p])
+            if not ranked or merged[ranked[0]] < PROBABLE_MIN:
+                continue
+            col = column.get(ranked[0])
+            if col is not None and sc[i, col] > PROBABLE_SCORE:  # its own one-vs-all classifier says yes
+                out.setdefault(ranked[0], []).append((merged[ranked[0]], f))
+        self._probable_cache = (key, out)
+        return out
+
+    def _clusters(self, size: int, pool: Sequence[int], max_clusters: int = 12) -> list[BatchGroup]:
+        """Groups of similar faces among ``pool`` (unclear faces no person's group claims)."""
         lib = self.library
         backbone = self.backbone
-        excl = lib.labelled_face_ids(("human", "seed", "auto")) | lib.face_ids_out_of_loop()
         last = lib.last_round()
-        pool = last["unclear"] if last else lib.face_ids("ok")
-        pool = [f for f in pool if f not in excl][:max_faces]
         sim_min = self.loop_settings().cluster_similarity
         key = (backbone, last["id"] if last else None, sim_min, size, len(pool), hash(tuple(pool)))
         if self._cluster_cache is not None and self._cluster_cache[0] == key:
             return self._cluster_cache[1]
-        ids, X = lib.embeddings(backbone, pool)
-        mean = None
-        if len(ids) < 200:  # too few to stand for the library: centre on (a sample of) all faces
-            sample = lib.face_ids("ok")[::max(1, lib.counts()["faces:ok"] // 5000)]
-            mean = lib.embeddings(backbone, sample)[1].mean(axis=0) if sample else None
+        ids, X = lib.embeddings(backbone, list(pool))
+        mean = self._library_mean() if len(ids) < 200 else None  # too few to stand for the library
         groups = similarity_groups(ids, X, sim_min, size, max_clusters, mean)
         self._cluster_cache = (key, groups)
         return groups
@@ -147,16 +315,20 @@ class BatchMixin:
             lib.release_leases(annotator, [int(f) for f in face_ids])
             lib.add_action(annotator, SCOPE_ANNOTATE, "batch_mark", {"status": status, "marks": marks})
             self._cluster_cache = None
+            self._probable_cache = None
             return len(marks)
 
     @answer
     def accept_batch(self, face_ids: Sequence[int], person: int | str, annotator: str,
                      deselected: Sequence[int] = ()) -> int:
         """Label the selected faces as ``person`` (id or name; a new name creates the person) in one action.
-        Deselected faces of a person's group are recorded as not that person. Returns the faces labelled."""
+        Deselected faces of a person's group are recorded as not that person (with nothing selected, the
+        action only does that). Returns the faces labelled."""
         annotator = self._check_annotator(annotator)
-        if not face_ids:
+        if not face_ids and not deselected:
             raise ServiceError("no faces selected")
+        if not face_ids and not isinstance(person, int):
+            raise ServiceError("no faces selected to name: tick the faces of this person first")
         with self._lock, self.library.transaction():
             lib = self.library
             pid, created = person_for(lib, person, annotator)
@@ -176,10 +348,11 @@ class BatchMixin:
                         revoked_auto.append(r["id"])
                 if lib.add_rejection(f, pid, annotator):
                     rejections.append(f)
-            lib.release_leases(annotator, [int(f) for f in face_ids])
+            lib.release_leases(annotator, [int(f) for f in [*face_ids, *deselected]])
             lib.add_action(annotator, SCOPE_ANNOTATE, "batch", {"person_id": pid, "name": lib.person_name(pid),
                                                                 "labels": done, "rejections": rejections,
                                                                 "revoked_auto": revoked_auto,
                                                                 "created_person": pid if created else None})
             self._cluster_cache = None
+            self._probable_cache = None
             return len(done)

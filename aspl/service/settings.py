@@ -20,7 +20,8 @@ class LoopSettings:
     reserved for its annotator; ``review_random`` / ``review_low``: review sample
     sizes; ``batch_size``: faces per batch grid; ``cluster_similarity``: cosine
     similarity (after removing the mean embedding) above which unclear faces are grouped for batch
-    labelling.
+    labelling; ``support_similarity``: the same similarity a face needs with one of a person's named
+    faces to be offered in that person's Batch group (auto-labels further away go to a separate check group).
     ``engine['finetune_every'] = F`` fine-tunes a trainable backbone after every
     F-th round (a background job; frozen backbones such as dlib are skipped).
     ``round_every``: a round starts by itself in the background after this many answers since the last
@@ -40,8 +41,9 @@ class LoopSettings:
     lease_seconds: float = 120.0
     review_random: int = 12
     review_low: int = 12
-    batch_size: int = 24
+    batch_size: int = 48  # one grid of 8 x 6: 24 split 62 people into more groups (bench/effort_bench.py)
     cluster_similarity: float = 0.6  # centred cosine: lfw-dev groups 99.6% pure (2,000 faces), 97.4% (300)
+    support_similarity: float = 0.7
     center: bool = False
     round_every: int = 10
     queue_low: int = 5
@@ -60,6 +62,8 @@ class LoopSettings:
                 raise ValueError(f"{k} must be an integer >= 0, got {v!r}")
         if not -1.0 <= self.cluster_similarity <= 1.0:
             raise ValueError(f"cluster_similarity must be in [-1, 1], got {self.cluster_similarity!r}")
+        if not -1.0 <= self.support_similarity <= 1.0:
+            raise ValueError(f"support_similarity must be in [-1, 1], got {self.support_similarity!r}")
         if not 0.0 <= self.auto_trust <= 1.0:
             raise ValueError(f"auto_trust must be in [0, 1] (1: ask about any auto-label), got {self.auto_trust!r}")
 
