@@ -94,6 +94,10 @@ class Tally:
     suggested: int = 0  # one-face labels of a person who already had a label
     top1: int = 0
     top5: int = 0
+    auto_shown: int = 0  # auto-labelled faces shown in a person's Batch group the annotator answered
+    auto_shown_right: int = 0
+    probable_shown: int = 0  # faces without an auto-label shown there (the person is their top suggestion)
+    probable_shown_right: int = 0
 
     def add(self, kind: str, keys: int, n: int = 1) -> None:
         self.decisions[kind] += n
@@ -175,6 +179,12 @@ class AnnotatorSim:
                 keep = [f for f in g.face_ids if f not in wrong]
                 if not people and len(keep) < max(2, 0.5 * len(g.face_ids)):
                     continue  # mostly wrong: left for now (a final check comes later)
+                auto = {r["face_id"] for r in self.svc.library.label_rows(("auto",), person_id=g.person_id)}
+                t = self.tally
+                t.auto_shown += sum(f in auto for f in g.face_ids)
+                t.auto_shown_right += sum(f in auto for f in keep)
+                t.probable_shown += sum(f not in auto for f in g.face_ids)
+                t.probable_shown_right += sum(f not in auto for f in keep)
                 # A accepts the ticked faces and records the unticked ones as not this person; when most are
                 # wrong, I inverts the ticks first and the right ones are ticked
                 self.svc.accept_batch(keep, g.person_id, ANNOTATOR, deselected=wrong)
@@ -315,6 +325,12 @@ def report(sim: AnnotatorSim, seconds: float) -> dict[str, Any]:
         "suggestion_top1": round(sim.tally.top1 / sim.tally.suggested, 4) if sim.tally.suggested else None,
         "suggestion_top5": round(sim.tally.top5 / sim.tally.suggested, 4) if sim.tally.suggested else None,
         "suggested_answers": sim.tally.suggested,
+        "auto_labels_shown": sim.tally.auto_shown,
+        "auto_labels_shown_precision": round(sim.tally.auto_shown_right / sim.tally.auto_shown, 4)
+        if sim.tally.auto_shown else None,
+        "probable_shown": sim.tally.probable_shown,
+        "probable_shown_precision": round(sim.tally.probable_shown_right / sim.tally.probable_shown, 4)
+        if sim.tally.probable_shown else None,
         "auto_labels": len(auto),
         "auto_label_precision": round(auto_ok / len(auto), 4) if auto else None,
         "wrong_labels_left": int(wrong),

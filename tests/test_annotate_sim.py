@@ -35,6 +35,17 @@ def test_the_simulated_annotator_finishes_the_library_with_no_wrong_label(method
         assert out["rounds"] == 0 and out["auto_labels"] == 0
 
 
+def test_small_grids_leave_faces_to_the_person_groups_which_offer_only_that_persons_faces():
+    svc, truth = synthetic_service(None, n_people=4, per_person=10)
+    svc.set_loop_settings({"batch_size": 4, "round_every": 3})  # clusters of 4 name a few faces per person
+    out = AnnotatorSim(svc, dict(truth), "aspl").run()
+    assert out["remaining"] == 0 and out["wrong_labels_left"] == 0
+    shown = out["auto_labels_shown"] + out["probable_shown"]
+    assert shown > 0 and out["decisions_by_kind"].get("batch_review", 0) > 0
+    assert out["auto_labels_shown_precision"] in (None, 1.0) and out["probable_shown_precision"] in (None, 1.0)
+    assert out["decisions"] < 40 / 2
+
+
 def test_one_face_at_a_time_rounds_start_by_themselves_and_auto_label_the_rest():
     svc, truth = synthetic_service(None, n_people=4, per_person=10)
     out = AnnotatorSim(svc, dict(truth), "aspl", use_batches=False).run()  # (these strangers would be fake)
