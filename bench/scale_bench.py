@@ -193,6 +193,26 @@ def keypresses(svc: Service, truth: dict[int, str], n: int) -> dict:
             "calls_wall_ms_p50": {k: ms(v, 50) for k, v in calls.items()}, "keypresses": len(cpu)}
 
 
+def batch_page(svc: Service, n: int = 3) -> dict:
+    """Seconds to build the Batch tab's groups after a round (first call, then warm calls: an answer
+    changes what they hold, so each warm call follows one batch accept)."""
+    t0 = time.perf_counter()
+    groups = svc.batch_groups("bench")
+    out = {"batch_groups_first_s": round(time.perf_counter() - t0, 3), "batch_groups": len(groups)}
+    warm = []
+    for _ in range(n):
+        g = next((g for g in groups if g.kind in ("person", "check") and g.face_ids), None)
+        if g is None:
+            break
+        svc.accept_batch(g.face_ids[:1], g.person_id, "bench", deselected=g.face_ids[1:2])
+        t0 = time.perf_counter()
+        groups = svc.batch_groups("bench")
+        warm.append(time.perf_counter() - t0)
+    if warm:
+        out["batch_groups_after_accept_s"] = round(float(np.median(warm)), 3)
+    return out
+
+
 def index_recall(X: np.ndarray, queries: int = 200, k: int = 10, seed: int = 0) -> dict:
     """Recall@k of the IVF index (as the library builds it past its threshold) against exact search."""
     import faiss
@@ -460,6 +480,7 @@ def main(argv=None) -> int:
         if a.keys:
             out.update({f"after_round_{k}": v for k, v in keypresses(svc, b["truth"], a.keys).items()
                         if k.startswith("keypress")})
+        out.update(batch_page(svc))
         for i in range(2, a.rounds + 1):  # the next rounds: warm start, the --keys answers since the last
             r = timed_round(svc)
             out[f"round{i}"] = {k[len("round_"):]: v for k, v in r.items()}
