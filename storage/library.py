@@ -240,6 +240,14 @@ class Library(FacesMixin, EmbeddingsMixin, PeopleMixin, WorkflowMixin, RoundsMix
         ``images:<status>``, ``labels:<source>`` (live labels)."""
         return {k: int(n) for k, n in self.db.execute("SELECT key, n FROM counts").fetchall()}
 
+    def change_marker(self) -> tuple:
+        """A cheap value that changes whenever the labelling state may have changed: an answer, an undo, a
+        round, an import, a status or quality change (the newest event and action ids, the trigger-kept
+        counts). For caches of views derived from that state (e.g. the Batch groups)."""
+        ev = self._one("SELECT MAX(id) FROM events")
+        act = self._one("SELECT MAX(id) FROM actions")
+        return ev, act, tuple(sorted(self.counts().items()))
+
     def stats(self, detail: bool = True) -> dict[str, Any]:
         """Counts for ``python -m aspl stats`` (without ``detail``: only the trigger-kept counts and people,
         cheap at any size: no rejected-by-reason or per-backbone counts)."""

@@ -171,3 +171,24 @@ def test_the_leftover_grid_leaves_out_faces_like_a_named_face_least_like_first()
     assert g.face_ids and all(truth[f] not in named for f in g.face_ids)  # the named people's are asked
     likeness = [g.scores[f] for f in g.face_ids]
     assert likeness == sorted(likeness)
+
+
+def test_groups_are_computed_once_until_the_labelling_state_changes(monkeypatch):
+    svc, truth, named = _two_named_two_not()
+    svc.run_round("admin")
+    calls = []
+    real = type(svc)._batch_groups
+    monkeypatch.setattr(type(svc), "_batch_groups", lambda self, *a: calls.append(1) or real(self, *a))
+    first = svc.batch_groups("alice")
+    first[0].face_ids.clear()  # a caller changing its copy changes nothing cached
+    again = svc.batch_groups("alice")
+    assert len(calls) == 1 and again[0].face_ids
+    g = next(x for x in again if x.kind == "person")
+    svc.accept_batch(g.face_ids[:1], g.person_id, "alice")
+    after = svc.batch_groups("alice")
+    assert len(calls) == 2 and g.face_ids[0] not in {f for x in after for f in x.face_ids}
+    svc.undo("alice")
+    svc.batch_groups("alice")
+    assert len(calls) == 3
+    svc.set_loop_settings({"batch_size": 2})
+    assert len(calls) == 3 and all(len(x.face_ids) <= 2 for x in svc.batch_groups("alice")) and len(calls) == 4

@@ -92,69 +92,83 @@ class BatchMixin:
         - ``cluster``: groups of similar unclear faces that no person claims;
         - ``check``: one per person, the auto-labels that lie far from every named face of that person
           (faces of people nobody named yet end up there: mostly to untick);
-        - ``open``: up to ``batch_size`` faces no group holds that nobody has answered (smallest first:
-          mostly bystanders, to mark as strangers in one action).
+        - ``open``: up to ``batch_size`` faces no group holds that nobody has answered and that are less
+          like every named face than :data:`OPEN_LIKENESS_MAX`, least like first (mostly bystanders, to
+          mark as strangers in one action).
+
+        The groups are cached until the labelling state changes (:meth:`storage.Library.change_marker`):
+        ticking a face redraws the page without recomputing them.
         """
         annotator = self._check_annotator(annotator)
         with self._lock:
             lib = self.library
-            size = self.loop_settings().batch_size
             busy = set(lib.leased_faces(exclude_annotator=annotator))
-            names = lib.names_of_people()
-            auto: dict[int, list[tuple[float, int]]] = {}
-            for r in lib.label_rows(("auto",)):
-                if r["face_id"] not in busy:
-                    auto.setdefault(r["person_id"], []).append((r["confidence"] or 0.0, r["face_id"]))
-            pool = self._unclear_pool()
-            probable = self._probable(pool)
-            cand: list[tuple[int, float, int, bool]] = []  # (person, score, face, auto-labelled)
-            for pid in sorted(set(auto) | set(probable)):
-                if pid in names:
-                    cand += [(pid, c, f, True) for c, f in sorted(auto.get(pid, ()), key=lambda t: (-t[0], t[1]))]
-                    cand += [(pid, c, f, False) for c, f in probable.get(pid, ()) if f not in busy]
-            cand = cand[:SUPPORT_MAX_FACES]
-            near: dict[int, list[tuple[float, int]]] = {}
-            far: dict[int, list[tuple[float, int]]] = {}
-            for (pid, c, f, is_auto), ok in zip(cand, self._support([(f, p) for p, _, f, _ in cand])):
-                if ok or is_auto:
-                    (near if ok else far).setdefault(pid, []).append((c, f))
-            for rows in (*near.values(), *far.values()):
-                rows.sort(key=lambda t: (-t[0], t[1]))
-            auto_faces = {f for rows in auto.values() for _, f in rows}
-            claimed = {f for rows in near.values() for _, f in rows}
-            groups = []
-            for pid, rows in sorted(near.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:limit]:
-                rows = rows[:size]
-                n_auto = sum(1 for _, f in rows if f in auto_faces)
-                parts = ([f"{n_auto} auto-labelled"] if n_auto else []) \
-                    + ([f"{len(rows) - n_auto} probable"] if len(rows) > n_auto else [])
-                groups.append(BatchGroup(f"person-{pid}", "person", f"{names[pid]}: {', '.join(parts)} face(s)",
-                                         [f for _, f in rows], pid, {f: c for c, f in rows}))
-            shown: set[int] = {f for g in groups for f in g.face_ids}
-            n_before = len(groups)
-            unclaimed = [f for f in pool if f not in claimed] + sorted(f for rows in far.values() for _, f in rows)
-            for g in self._clusters(size, unclaimed):
-                faces = [f for f in g.face_ids if f not in busy]
-                if len(faces) >= 2:
-                    groups.append(dataclasses.replace(g, face_ids=faces))
-                    shown.update(faces)
-                if len(groups) - n_before >= limit:
-                    break
-            for pid, rows in sorted(far.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:limit]:
-                rows = rows[:size]
-                groups.append(BatchGroup(f"check-{pid}", "check",
-                                         f"{names[pid]}? {len(rows)} auto-labelled face(s) unlike the named ones",
-                                         [f for _, f in rows], pid, {f: c for c, f in rows}))
-            rest = lib.open_face_ids(OPEN_CANDIDATES, exclude=busy | shown | claimed)
-            if rest:  # the faces no group holds, least like anyone named first: a quick sweep of bystanders
-                like = self._nearest_named(rest)  # faces like a named face are asked one by one instead
-                rest = sorted((f for f in rest if like.get(f, -1.0) < OPEN_LIKENESS_MAX),
-                              key=lambda f: like.get(f, -1.0))[:size]
-            if rest:
-                groups.append(BatchGroup(f"open-{rest[0]}", "open",
-                                         f"Not named yet #{rest[0]}: {len(rest)} face(s), least like anyone named "
-                                         "first", rest, None, {f: like.get(f, -1.0) for f in rest}))
-            return groups
+            key = (lib.change_marker(), self.backbone, frozenset(busy), limit, repr(self.loop_settings()))
+            if self._groups_cache is not None and self._groups_cache[0] == key:  # e.g. a tick redrew the page
+                return [dataclasses.replace(g, face_ids=list(g.face_ids), scores=dict(g.scores))
+                        for g in self._groups_cache[1]]
+            groups = self._batch_groups(annotator, limit, busy)
+            self._groups_cache = (key, groups)
+            return [dataclasses.replace(g, face_ids=list(g.face_ids), scores=dict(g.scores)) for g in groups]
+
+    def _batch_groups(self, annotator: str, limit: int, busy: set[int]) -> list[BatchGroup]:
+        lib = self.library
+        size = self.loop_settings().batch_size
+        names = lib.names_of_people()
+        auto: dict[int, list[tuple[float, int]]] = {}
+        for r in lib.label_rows(("auto",)):
+            if r["face_id"] not in busy:
+                auto.setdefault(r["person_id"], []).append((r["confidence"] or 0.0, r["face_id"]))
+        pool = self._unclear_pool()
+        probable = self._probable(pool)
+        cand: list[tuple[int, float, int, bool]] = []  # (person, score, face, auto-labelled)
+        for pid in sorted(set(auto) | set(probable)):
+            if pid in names:
+                cand += [(pid, c, f, True) for c, f in sorted(auto.get(pid, ()), key=lambda t: (-t[0], t[1]))]
+                cand += [(pid, c, f, False) for c, f in probable.get(pid, ()) if f not in busy]
+        cand = cand[:SUPPORT_MAX_FACES]
+        near: dict[int, list[tuple[float, int]]] = {}
+        far: dict[int, list[tuple[float, int]]] = {}
+        for (pid, c, f, is_auto), ok in zip(cand, self._support([(f, p) for p, _, f, _ in cand])):
+            if ok or is_auto:
+                (near if ok else far).setdefault(pid, []).append((c, f))
+        for rows in (*near.values(), *far.values()):
+            rows.sort(key=lambda t: (-t[0], t[1]))
+        auto_faces = {f for rows in auto.values() for _, f in rows}
+        claimed = {f for rows in near.values() for _, f in rows}
+        groups = []
+        for pid, rows in sorted(near.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:limit]:
+            rows = rows[:size]
+            n_auto = sum(1 for _, f in rows if f in auto_faces)
+            parts = ([f"{n_auto} auto-labelled"] if n_auto else []) \
+                + ([f"{len(rows) - n_auto} probable"] if len(rows) > n_auto else [])
+            groups.append(BatchGroup(f"person-{pid}", "person", f"{names[pid]}: {', '.join(parts)} face(s)",
+                                     [f for _, f in rows], pid, {f: c for c, f in rows}))
+        shown: set[int] = {f for g in groups for f in g.face_ids}
+        n_before = len(groups)
+        unclaimed = [f for f in pool if f not in claimed] + sorted(f for rows in far.values() for _, f in rows)
+        for g in self._clusters(size, unclaimed):
+            faces = [f for f in g.face_ids if f not in busy]
+            if len(faces) >= 2:
+                groups.append(dataclasses.replace(g, face_ids=faces))
+                shown.update(faces)
+            if len(groups) - n_before >= limit:
+                break
+        for pid, rows in sorted(far.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:limit]:
+            rows = rows[:size]
+            groups.append(BatchGroup(f"check-{pid}", "check",
+                                     f"{names[pid]}? {len(rows)} auto-labelled face(s) unlike the named ones",
+                                     [f for _, f in rows], pid, {f: c for c, f in rows}))
+        rest = lib.open_face_ids(OPEN_CANDIDATES, exclude=busy | shown | claimed)
+        if rest:  # the faces no group holds, least like anyone named first: a quick sweep of bystanders
+            like = self._nearest_named(rest)  # faces like a named face are asked one by one instead
+            rest = sorted((f for f in rest if like.get(f, -1.0) < OPEN_LIKENESS_MAX),
+                          key=lambda f: like.get(f, -1.0))[:size]
+        if rest:
+            groups.append(BatchGroup(f"open-{rest[0]}", "open",
+                                     f"Not named yet #{rest[0]}: {len(rest)} face(s), least like anyone named "
+                                     "first", rest, None, {f: like.get(f, -1.0) for f in rest}))
+        return groups
 
     def _support(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
         """Per ``(face, person)``: does the face lie near a face named that person (human or seed label)?

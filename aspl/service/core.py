@@ -71,6 +71,7 @@ class ServiceCore:
         self._cluster_cache: tuple[Any, list] | None = None
         self._probable_cache: tuple[Any, dict] | None = None
         self._mean_cache: tuple[Any, Any] | None = None
+        self._groups_cache: tuple[Any, list] | None = None
 
     # ---------------------------------------------------------- plumbing
     @contextlib.contextmanager
