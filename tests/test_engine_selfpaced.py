@@ -83,3 +83,39 @@ def test_pseudo_labels_are_recomputed_every_round_not_kept():
     r1 = eng.step(X, labels)
     assert r1.train_labels[face] == 2  # used for this round's training, as decided last round
     assert r1.pseudo_labels[face] == 0  # but decided afresh from the scores
+
+
+def test_supported_needs_a_reference_row_of_the_same_person_close_enough():
+    from aspl.engine.selection import supported
+
+    Z = np.array([[1, 0], [0.8, 0.6], [0, 1], [0.6, 0.8], [-1, 0]], float)
+    ok = supported(Z, rows=np.array([1, 3, 4, 1]), persons=np.array([7, 7, 7, 9]),
+                   ref_rows=np.array([0, 2]), ref_persons=np.array([7, 9]), min_similarity=0.7)
+    # row 1 . row 0 = 0.8 (person 7: yes); row 3 . row 0 = 0.6 (no); row 4 . row 0 = -1 (no);
+    # row 1 as person 9: row 1 . row 2 = 0.6 (no)
+    assert ok.tolist() == [True, False, False, False]
+    assert supported(Z, np.array([1]), np.array([8]), np.array([0]), np.array([7]), 0.0).tolist() == [False]
+
+
+def test_support_guard_keeps_an_unnamed_persons_faces_from_a_similar_named_person():
+    rng = np.random.default_rng(0)
+    a, b, c = rng.normal(size=(3, 16))
+    b = a + 0.9 * b  # person 1 looks like person 0; person 2 is elsewhere
+    X = np.concatenate([v + 0.15 * rng.normal(size=(12, 16)) for v in (a, b, c)]).astype(np.float32)
+    y = np.repeat(np.arange(3), 12)
+    labels = np.full(len(y), -1)
+    labels[[0, 1, 24, 25]] = [0, 0, 2, 2]  # person 1 is nobody yet
+    plain = ASPLEngine(min_labels=1, query_size=0, seed_max=0, lambda_start=0.9).step(X, labels)
+    guarded = ASPLEngine(min_labels=1, query_size=0, seed_max=0, lambda_start=0.9,
+                         support_similarity=0.6).step(X, labels)
+    unnamed = y == 1
+    assert (plain.pseudo_labels[unnamed] >= 0).any()  # without the guard they are given to someone
+    assert not (guarded.pseudo_labels[unnamed] >= 0).any()
+    assert set(np.flatnonzero(unnamed)) <= set(guarded.unclear.tolist())  # left for the annotator
+    named = (y != 1) & (labels < 0)
+    assert (guarded.pseudo_labels[named] == y[named]).mean() > 0.8  # the named people keep theirs
+
+
+def test_support_similarity_is_validated():
+    with pytest.raises(ValueError, match="support_similarity"):
+        ASPLEngine(support_similarity=1.5)

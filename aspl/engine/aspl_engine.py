@@ -28,6 +28,7 @@ from .selection import (
     select_lowest,
     self_paced_labels,
     self_paced_select,
+    supported,
 )
 from .summary import summarize_model
 
@@ -269,6 +270,13 @@ class ASPLEngine(Engine):
         pl[acc] = classes[sp.labels[sp.accepted]]
         pw[acc] = sp.weights[sp.accepted]
         unclear = cand[sp.unclear]
+        if s.support_similarity is not None and acc.size:
+            Z = X - X.mean(axis=0)
+            Z /= np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
+            ok = supported(Z, acc, pl[acc], rows, labels[rows], s.support_similarity)
+            far = acc[~ok]
+            pl[far], pw[far] = UNLABELLED, 0.0
+            unclear = np.union1d(unclear, far)
         self.unclear_ = np.zeros(n, dtype=bool)
         self.unclear_[unclear] = True
 

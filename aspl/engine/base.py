@@ -91,7 +91,10 @@ class ASPLSettings(EngineSettings):
     fine-tune the backbone and re-embed (0: never). ``query_measure``:
     ``best_score`` (the paper: lowest best score first) or ``score_margin``
     (smallest gap between a face's two highest scores first; not in the
-    paper; method name ``aspl-margin``).
+    paper; method name ``aspl-margin``). ``support_similarity``: when set, a self-paced label of
+    person p needs a human label of p whose centred, normalised embedding has at least this inner
+    product with the face's (an open-set guard: faces of people nobody named are not given to a
+    similar named person; None: off, as in the paper).
     """
 
     lambda_start: float = 0.12
@@ -104,9 +107,12 @@ class ASPLSettings(EngineSettings):
     max_failures: int = 3
     finetune_every: int = 0
     query_measure: str = "best_score"
+    support_similarity: float | None = None
 
     def validate(self) -> None:
         super().validate()
+        if self.support_similarity is not None and not -1.0 <= self.support_similarity <= 1.0:
+            raise ValueError(f"support_similarity must be None (off) or in [-1, 1], got {self.support_similarity!r}")
         if self.query_measure not in ASPL_QUERIES:
             raise ValueError(f"unknown ASPL query_measure {self.query_measure!r}; valid choices: "
                              f"{', '.join(ASPL_QUERIES)}")

@@ -410,3 +410,33 @@ def seed_new_person(x: np.ndarray, candidates: np.ndarray, radius: float, max_se
     idx, d = nearest_rows(np.asarray(x, dtype=np.float32).reshape(1, -1), C, max_seeds, radius=radius)
     keep = idx[0] >= 0
     return idx[0][keep], d[0][keep]
+
+
+def supported(Z: np.ndarray, rows: np.ndarray, persons: np.ndarray, ref_rows: np.ndarray,
+              ref_persons: np.ndarray, min_similarity: float) -> np.ndarray:
+    """Per row of ``rows``: is some row of ``ref_rows`` with the same person at inner product
+    ``>= min_similarity`` with it? ``Z``: unit rows (e.g. centred and normalised embeddings).
+
+    The open-set guard of self-paced labels: a one-vs-all classifier trained without a person can
+    claim that person's faces with confidence; they fail this test against the claimed person's
+    named faces. One small product per person (rows x that person's reference rows)."""
+    rows = np.asarray(rows, np.int64)
+    persons = np.asarray(persons, np.int64)
+    ok = np.zeros(rows.size, dtype=bool)
+    if rows.size == 0 or len(ref_rows) == 0:
+        return ok
+    ref_rows = np.asarray(ref_rows, np.int64)
+    ref_persons = np.asarray(ref_persons, np.int64)
+    order = np.argsort(persons, kind="stable")
+    ref_order = np.argsort(ref_persons, kind="stable")
+    rp = ref_persons[ref_order]
+    ps, starts = np.unique(persons[order], return_index=True)
+    ends = np.append(starts[1:], order.size)
+    for p, a, b in zip(ps.tolist(), starts.tolist(), ends.tolist()):
+        lo, hi = np.searchsorted(rp, p, "left"), np.searchsorted(rp, p, "right")
+        if lo == hi:
+            continue
+        idx = order[a:b]
+        sims = Z[rows[idx]] @ Z[ref_rows[ref_order[lo:hi]]].T
+        ok[idx] = sims.max(axis=1) >= min_similarity
+    return ok
