@@ -12,10 +12,12 @@ from aspl.engine.base import CLASSIFIERS, EngineSettings
 from aspl.engine.engines import ASPL_QUERIES, CEAL_CRITERIA, METHOD_NAMES, METHODS, VARIANTS
 from aspl.service import Service
 
+VARIANT_IDENTITY = ("query_measure",)  # a variant's settings not offered under "Advanced"
 CHOICES = {"query_measure": list(ASPL_QUERIES), "criterion": list(CEAL_CRITERIA), "classifier": list(CLASSIFIERS)}
 
 METHODS_SHOWN = {
-    "aspl-margin": "ASPL, asking about the faces whose two likeliest people are closest (default)",
+    "aspl-guarded": "ASPL, margin questions, auto-labels only near a named face of the person (default)",
+    "aspl-margin": "ASPL, asking about the faces whose two likeliest people are closest",
     "aspl": "ASPL as in the paper: asking about the faces with the lowest best score",
     "ceal": "CEAL: asking about the most uncertain faces; sure ones auto-labelled for one round",
     "spl": "Self-paced only: auto-labels grow each round, no ranked questions",
@@ -50,6 +52,9 @@ def _engine_input(name: str, default: Any, cur: Any, key: str) -> Any:
         return int(st.number_input(name, value=int(cur), step=1, key=key, help=help_))
     if isinstance(default, float):
         return float(st.number_input(name, value=float(cur), format="%.4g", key=key, help=help_))
+    if default is None:  # an optional number (e.g. support_similarity): empty = off
+        return st.number_input(name, value=None if cur is None else float(cur), format="%.4g", key=key,
+                               placeholder="off", help=help_ + "; empty = off")
     return st.text_input(name, value=str(cur), key=key, help=help_)
 
 
@@ -75,8 +80,9 @@ def loop_settings_form(svc: Service, who: str) -> None:
                           help="How a round picks the faces to ask and which faces it labels by itself.")
     base = VARIANTS[method][0] if method in VARIANTS else method
     stored_base = VARIANTS[loop.method][0] if loop.method in VARIANTS else loop.method
-    defaults = METHODS[base].settings_class()
-    fixed = VARIANTS[method][1] if method in VARIANTS else {}
+    variant = VARIANTS[method][1] if method in VARIANTS else {}
+    defaults = dataclasses.replace(METHODS[base].settings_class(), **variant)  # the variant's own defaults
+    fixed = {k: v for k, v in variant.items() if k in VARIANT_IDENTITY}  # what makes it that variant: hidden
 
     def current(name: str) -> Any:  # shared settings carry over to another method; the method's own do not
         d = getattr(defaults, name)
@@ -124,6 +130,12 @@ def loop_settings_form(svc: Service, who: str) -> None:
                               max_value=1.0, step=0.01, format="%.3f", key="loop_cluster_similarity",
                               help="Similarity (cosine, after removing the mean face) above which unnamed faces "
                                    "are grouped in Batch mode: higher = smaller, purer groups. Applies at once.")
+        sup = c4.number_input("Offer a face for a person from similarity", value=float(loop.support_similarity),
+                              min_value=-1.0, max_value=1.0, step=0.01, format="%.3f",
+                              key="loop_support_similarity",
+                              help="A person's Batch group offers a face only if it is at least this similar "
+                                   "(cosine, after removing the mean face) to a face named that person; "
+                                   "auto-labels further away go to a separate check group.")
         with st.expander("Advanced: the engine's own settings"):
             cols = st.columns(3)
             shown = [f for f in dataclasses.fields(defaults) if f.name not in NAMED_ENGINE
@@ -131,7 +143,7 @@ def loop_settings_form(svc: Service, who: str) -> None:
             for i, f in enumerate(shown):
                 with cols[i % 3]:
                     engine[f.name] = _engine_input(f.name, getattr(defaults, f.name), current(f.name),
-                                                   f"loop_eng_{base}_{f.name}")
+                                                   f"loop_eng_{method}_{f.name}")
             center = st.checkbox("Centre embeddings (subtract the labelled mean before the classifiers)",
                                  value=loop.center, key="loop_center")
         if engine.get("finetune_every") and not svc.backbone_is_trainable():
@@ -141,7 +153,8 @@ def loop_settings_form(svc: Service, who: str) -> None:
             changed = {k: v for k, v in engine.items() if v != getattr(defaults, k)}
             new = dataclasses.replace(loop, method=method, engine=changed, lease_seconds=float(lease),
                                       review_random=int(rnd), review_low=int(lowc), batch_size=int(bsz),
-                                      cluster_similarity=float(sim), center=bool(center), round_every=int(every),
+                                      cluster_similarity=float(sim), support_similarity=float(sup),
+                                      center=bool(center), round_every=int(every),
                                       queue_low=int(low), auto_trust=float(trust))
             if common.guarded(svc.set_loop_settings, new, who, ok="Settings saved.", inline=True) is not None:
                 st.rerun()

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "lfw-dev"
 DEFAULT_CACHE = Path("~/.cache/aspl/embeddings")
 _METHODS = ("aspl", "ceal", "random", "all", "spl")
-_VARIANTS = ("aspl-margin",)
+_VARIANTS = ("aspl-margin", "aspl-guarded")
 
 
 def _methods(text: str) -> list[str]:

@@ -39,8 +39,9 @@ from aspl.engine.simulate import SimulationConfig, plot_results, simulate  # noq
 
 log = logging.getLogger("engine_bench")
 
-METHODS = ("aspl", "aspl-margin", "ceal", "random", "all", "spl")
-NAMES = {"aspl": "ASPL", "aspl-margin": "ASPL, margin queries", "ceal": "CEAL", "random": "AL_RAND",
+METHODS = ("aspl", "aspl-margin", "aspl-guarded", "ceal", "random", "all", "spl")
+NAMES = {"aspl": "ASPL", "aspl-margin": "ASPL, margin queries", "aspl-guarded": "ASPL, guarded (the app's default)",
+         "ceal": "CEAL", "random": "AL_RAND",
          "all": "AL_ALL", "spl": "SPL"}
 
 
@@ -106,7 +107,7 @@ def summarize_curve(curve: list[dict], rows: list[dict]) -> dict:
             fraction_at_level={f"{lv:.3f}": first_reaching(curve, m, lv) for lv in levels},
         )
     wins = {}
-    for mine in ("aspl", "aspl-margin"):
+    for mine in ("aspl", "aspl-margin", "aspl-guarded"):
         for rival in ("ceal", "random"):
             if mine in per and rival in per:
                 cmp = []
@@ -213,13 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     if "open-set" in only:
         cfg = dict(base, open_set=0.5)
         s, curve = run("open-set", X, y, args.seeds, out, "lfw-dev open set (half the people seeded), dlib",
-                       methods=("aspl", "aspl-margin", "ceal", "random", "all"), **cfg)
+                       methods=("aspl", "aspl-margin", "aspl-guarded", "ceal", "random", "all"), **cfg)
         total = curve[0]["people_total"]
         md += ["## Open set (dlib; half of the people seeded, the rest to be discovered)", "",
                "| method | people known after round 2 / 5 / last | human labels when all known (mean) | "
                "accuracy after round 2 / 5 / last |",
                "|---|---|---|---|"]
-        for m in ("aspl", "aspl-margin", "ceal", "random"):
+        for m in ("aspl", "aspl-margin", "aspl-guarded", "ceal", "random"):
             rs = [r for r in curve if r["method"] == m]
             pick = [rs[min(i, len(rs) - 1)]["people_known"] for i in (2, 5, len(rs) - 1)]
             allk = next((r["human_labels"] for r in rs if r["people_known"] >= total - 1e-9), None)
@@ -231,12 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     if "noisy" in only:
         cfg = dict(base, label_noise=0.05)
         s, curve = run("noisy", X, y, args.seeds, out, "lfw-dev, dlib, annotator wrong 5% of the time",
-                       methods=("aspl", "aspl-margin", "random", "all"), **cfg)
+                       methods=("aspl", "aspl-margin", "aspl-guarded", "random", "all"), **cfg)
         md += ["## Noisy annotator (dlib; each answer wrong with probability 5%)", "",
                "| method | flagged labels reviewed | of which wrong (fixed) | "
                "wrong human labels left (of those given) | final accuracy | auto-label precision |",
                "|---|---|---|---|---|---|"]
-        for m in ("aspl", "aspl-margin", "random"):
+        for m in ("aspl", "aspl-margin", "aspl-guarded", "random"):
             rs = [r for r in curve if r["method"] == m]
             prec = s["methods"][m]["auto_label_precision"]
             given = rs[-1]["wrong_human_labels"] + rs[-1]["review_fixes"]

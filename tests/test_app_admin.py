@@ -96,10 +96,10 @@ def test_loop_settings_have_plain_labels_help_and_keep_what_is_not_changed(root,
     assert labels["loop_auto_trust"][0] == "Never ask about auto-labels above this confidence"
     assert labels["loop_query_size"][0] == "Questions per round" and labels["loop_min_labels"][1]
     for key in ("loop_lease", "loop_queue_low", "loop_review_random", "loop_review_low", "loop_batch_size",
-                "loop_cluster_similarity"):
+                "loop_cluster_similarity", "loop_support_similarity"):
         assert labels[key][1], key  # every named setting explains itself
-    assert at.selectbox(key="loop_method").value == "aspl-margin"
-    assert any(o.startswith("aspl-margin: ") and o.endswith("closest (default)")
+    assert at.selectbox(key="loop_method").value == "aspl-guarded"
+    assert any(o.startswith("aspl-guarded: ") and o.endswith("(default)")
                for o in at.selectbox(key="loop_method").options)  # methods say what they do
     at.number_input(key="loop_round_every").set_value(0)
     at.number_input(key="loop_auto_trust").set_value(0.95)
@@ -108,7 +108,7 @@ def test_loop_settings_have_plain_labels_help_and_keep_what_is_not_changed(root,
     assert not at.exception and "Settings saved." in texts(at)
     loop = svc.loop_settings()
     assert (loop.round_every, loop.auto_trust, loop.cluster_similarity) == (0, 0.95, 0.9)
-    assert loop.queue_low == 9 and loop.method == "aspl-margin"  # untouched settings are kept
+    assert loop.queue_low == 9 and loop.method == "aspl-guarded"  # untouched settings are kept
     assert "rounds start only by hand" in texts(at)
     at.selectbox(key="loop_method").set_value("ceal").run()
     assert next(n for n in at.number_input if n.label == "temperature")  # CEAL's own settings under Advanced
@@ -160,3 +160,17 @@ def test_index_structure_is_set_from_the_backbone_tab(root, monkeypatch):
     assert job is not None and job.wait(60).status == "done", job and job.error
     at.run()
     assert not at.exception and "open now: `IVF4,PQ4x4`" in texts(at)
+
+
+def test_saving_another_method_leaves_its_optional_guard_off_and_the_guard_can_be_set(root, monkeypatch):
+    at = page(app_test(monkeypatch, root), "admin")
+    at.selectbox(key="loop_method").set_value("aspl-margin").run()
+    guard = next(n for n in at.number_input if n.label == "support_similarity")
+    assert guard.value is None  # off for the paper's rule
+    next(b for b in at.button if b.label == "Save settings").click().run()
+    assert not at.exception
+    loop = service().loop_settings()
+    assert loop.method == "aspl-margin" and "support_similarity" not in loop.engine
+    next(n for n in at.number_input if n.label == "support_similarity").set_value(0.65)
+    next(b for b in at.button if b.label == "Save settings").click().run()
+    assert not at.exception and service().loop_settings().engine["support_similarity"] == 0.65

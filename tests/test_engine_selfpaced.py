@@ -119,3 +119,13 @@ def test_support_guard_keeps_an_unnamed_persons_faces_from_a_similar_named_perso
 def test_support_similarity_is_validated():
     with pytest.raises(ValueError, match="support_similarity"):
         ASPLEngine(support_similarity=1.5)
+
+
+def test_the_guarded_variant_sets_pace_queries_and_guard_and_explicit_settings_win():
+    from aspl.engine.engines import make_engine
+
+    eng = make_engine("aspl-guarded", min_labels=1)
+    s = eng.settings
+    assert (s.query_measure, s.lambda_start, s.lambda_step, s.support_similarity) == ("score_margin", 0.9, 0.0, 0.6)
+    assert make_engine("aspl-guarded", support_similarity=None, lambda_start=0.5).settings.support_similarity is None
+    assert make_engine("aspl-margin").settings.support_similarity is None  # the others keep the paper's rule

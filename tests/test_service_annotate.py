@@ -10,7 +10,9 @@ from storage import LabelConflictError
 
 @pytest.fixture
 def svc_truth():
-    return synthetic_service(None, human_per_person=1)
+    svc, truth = synthetic_service(None, human_per_person=1)
+    svc.set_loop_settings({"auto_trust": 1.0})  # these faces are all sure: let the queue ask about them
+    return svc, truth
 
 
 def test_annotators_get_different_faces_and_a_reload_keeps_the_face(svc_truth):
@@ -172,7 +174,7 @@ def test_not_a_face_on_another_annotators_label_is_a_conflict_not_a_revoke(svc_t
 
 def test_a_round_never_hands_a_face_being_looked_at_to_someone_else():
     svc, truth = synthetic_service(None, human_per_person=1)
-    svc.set_loop_settings({"engine": {"query_size": 1, "min_labels": 1}})
+    svc.set_loop_settings({"engine": {"query_size": 1, "min_labels": 1}, "auto_trust": 1.0})
     lib = svc.library
     held = svc.next_face("alice")
     svc.run_round("admin")

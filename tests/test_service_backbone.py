@@ -27,6 +27,7 @@ class FakeEmbedder:
 
 def test_swap_reembeds_with_progress_and_old_index_serves_meanwhile(tmp_path):
     svc, truth = synthetic_service(tmp_path / "lib", human_per_person=1)
+    svc.set_loop_settings({"auto_trust": 1.0})  # these faces are all sure: let the queue ask about them
     svc.run_round("admin")
     gate = threading.Event()
     fake = FakeEmbedder(gate)

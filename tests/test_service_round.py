@@ -9,7 +9,9 @@ from storage import Library
 
 @pytest.fixture
 def svc_truth():
-    return synthetic_service(None, human_per_person=1)
+    svc, truth = synthetic_service(None, human_per_person=1)
+    svc.set_loop_settings({"auto_trust": 1.0})  # these faces are all sure: let the queue ask about them
+    return svc, truth
 
 
 def names(svc):
@@ -30,7 +32,7 @@ def test_round_writes_correct_auto_labels_queue_and_metrics(svc_truth):
     assert q and not set(q) & human and len(q) == m["queries"]
     (r,) = svc.rounds()
     assert r["metrics"]["human_labels"] == 4 and r["metrics"]["people_modelled"] == 4
-    assert r["backbone"] == "synthetic" and r["method"] == "aspl-margin"
+    assert r["backbone"] == "synthetic" and r["method"] == "aspl-guarded"
 
 
 def test_engine_state_carries_over_and_prequential_accuracy(svc_truth):
@@ -90,7 +92,7 @@ def test_bad_loop_settings_name_the_value():
         svc.set_loop_settings({"leases": 3})
     with pytest.raises(ValueError, match="lease_seconds"):
         svc.set_loop_settings({"lease_seconds": 0})
-    assert svc.loop_settings().method == "aspl-margin"
+    assert svc.loop_settings().method == "aspl-guarded"
 
 
 def test_ceal_method_also_runs(svc_truth):

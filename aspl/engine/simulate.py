@@ -253,9 +253,10 @@ def write_results(rows: Sequence[dict[str, Any]], out_dir: str | Path, title: st
     return {"csv": csv_path, "png": png, "summary": summary_path}
 
 
-_STYLE = {"aspl": ("tab:red", "o"), "aspl-margin": ("tab:orange", "v"), "ceal": ("tab:blue", "s"),
+_STYLE = {"aspl": ("tab:red", "o"), "aspl-margin": ("tab:orange", "v"), "aspl-guarded": ("tab:purple", "P"),
+          "ceal": ("tab:blue", "s"),
           "random": ("tab:gray", "^"), "spl": ("tab:green", "d"), "all": ("black", "")}
-_NAMES = {"aspl": "ASPL", "aspl-margin": "ASPL (margin queries)", "ceal": "CEAL", "random": "AL_RAND", "spl": "SPL",
+_NAMES = {"aspl": "ASPL", "aspl-margin": "ASPL (margin queries)", "aspl-guarded": "ASPL (guarded)", "ceal": "CEAL", "random": "AL_RAND", "spl": "SPL",
           "all": "AL_ALL"}
 
 

@@ -30,13 +30,12 @@ class LoopSettings:
     asked (they count as answered; 1: any auto-label may be asked).
     """
 
-    method: str = "aspl-margin"  # margin queries: fewer labels than the paper rule (bench/results/engine.md)
-    # the pace starts at 0.4 (+0.15 a round): the engine's 0.12 (+0.08) auto-labelled almost nothing before
-    # the annotator had named everything on 100-face libraries (bench/effort_bench.py)
+    # margin queries, the pace at its top from the start and auto-labels only near a named face of the
+    # person: no more labels than CEAL at any accuracy level on lfw-dev (bench/results/engine.md)
+    method: str = "aspl-guarded"
     # batched one-vs-all training: the same top person as liblinear on 100% of lfw-dev and a 100k x 2,000
     # round in 7-17 s, where liblinear takes an estimated 35-40 min (bench/results/classifier.md)
     engine: dict[str, Any] = field(default_factory=lambda: {"query_size": 50, "min_labels": 2,
-                                                            "lambda_start": 0.4, "lambda_step": 0.15,
                                                             "classifier": "batched"})
     lease_seconds: float = 120.0
     review_random: int = 12
