@@ -271,9 +271,8 @@ class ASPLEngine(Engine):
         pw[acc] = sp.weights[sp.accepted]
         unclear = cand[sp.unclear]
         if s.support_similarity is not None and acc.size:
-            Z = X - X.mean(axis=0)
-            Z /= np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
-            ok = supported(Z, acc, pl[acc], rows, labels[rows], s.support_similarity)
+            ok = supported(X, acc, pl[acc], rows, labels[rows], s.support_similarity,
+                           mean=X.mean(axis=0, dtype=np.float64))
             far = acc[~ok]
             pl[far], pw[far] = UNLABELLED, 0.0
             unclear = np.union1d(unclear, far)

@@ -412,14 +412,15 @@ def seed_new_person(x: np.ndarray, candidates: np.ndarray, radius: float, max_se
     return idx[0][keep], d[0][keep]
 
 
-def supported(Z: np.ndarray, rows: np.ndarray, persons: np.ndarray, ref_rows: np.ndarray,
-              ref_persons: np.ndarray, min_similarity: float) -> np.ndarray:
-    """Per row of ``rows``: is some row of ``ref_rows`` with the same person at inner product
-    ``>= min_similarity`` with it? ``Z``: unit rows (e.g. centred and normalised embeddings).
+def supported(X: np.ndarray, rows: np.ndarray, persons: np.ndarray, ref_rows: np.ndarray,
+              ref_persons: np.ndarray, min_similarity: float, mean: np.ndarray | None = None) -> np.ndarray:
+    """Per row of ``rows``: is some row of ``ref_rows`` with the same person at cosine similarity
+    ``>= min_similarity`` with it, after subtracting ``mean`` from both (None: compare ``X`` as it is)?
 
     The open-set guard of self-paced labels: a one-vs-all classifier trained without a person can
     claim that person's faces with confidence; they fail this test against the claimed person's
-    named faces. One small product per person (rows x that person's reference rows)."""
+    named faces. One small product per person (their rows x their reference rows), centred and
+    normalised on the fly: no copy of ``X``."""
     rows = np.asarray(rows, np.int64)
     persons = np.asarray(persons, np.int64)
     ok = np.zeros(rows.size, dtype=bool)
@@ -432,11 +433,16 @@ def supported(Z: np.ndarray, rows: np.ndarray, persons: np.ndarray, ref_rows: np
     rp = ref_persons[ref_order]
     ps, starts = np.unique(persons[order], return_index=True)
     ends = np.append(starts[1:], order.size)
+
+    def unit(A: np.ndarray) -> np.ndarray:
+        A = np.asarray(A, np.float64) - (0.0 if mean is None else mean)
+        return A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-12)
+
     for p, a, b in zip(ps.tolist(), starts.tolist(), ends.tolist()):
         lo, hi = np.searchsorted(rp, p, "left"), np.searchsorted(rp, p, "right")
         if lo == hi:
             continue
         idx = order[a:b]
-        sims = Z[rows[idx]] @ Z[ref_rows[ref_order[lo:hi]]].T
+        sims = unit(X[rows[idx]]) @ unit(X[ref_rows[ref_order[lo:hi]]]).T
         ok[idx] = sims.max(axis=1) >= min_similarity
     return ok
