@@ -20,10 +20,10 @@ from .views import BatchGroup
 PROBABLE_MIN = 0.5  # merged suggestion probability for an unanswered face to join its person's group
 PROBABLE_SCORE = 0.0  # ... and whose own one-vs-all score is above this (faces of people nobody named yet
 # get a confident softmax and unanimous votes from far-away labelled faces; their one-vs-all scores stay low)
-PROBABLE_TOP = 5
-SUPPORT_MAX_FACES = 4000
+PROBABLE_TOP = 5  # classifier classes per face merged with the neighbour votes
+SUPPORT_MAX_FACES = 4000  # auto-labelled and probable faces checked for support per request
 OPEN_CANDIDATES = 2000  # unanswered faces (smallest first) ranked for the open grid
-OPEN_LIKENESS_MAX = 0.6  # ... of which those less similar than this to every named face (centred cosine)  # auto-labelled and probable faces checked for support per request  # classifier classes per face merged with the neighbour votes
+OPEN_LIKENESS_MAX = 0.6  # ... of which those less similar than this to every named face (centred cosine)
 
 
 def centred_unit(X: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
@@ -107,11 +107,12 @@ class BatchMixin:
             if self._groups_cache is not None and self._groups_cache[0] == key:  # e.g. a tick redrew the page
                 return [dataclasses.replace(g, face_ids=list(g.face_ids), scores=dict(g.scores))
                         for g in self._groups_cache[1]]
-            groups = self._batch_groups(annotator, limit, busy)
+            groups = self._batch_groups(limit, busy)
             self._groups_cache = (key, groups)
             return [dataclasses.replace(g, face_ids=list(g.face_ids), scores=dict(g.scores)) for g in groups]
 
-    def _batch_groups(self, annotator: str, limit: int, busy: set[int]) -> list[BatchGroup]:
+    def _batch_groups(self, limit: int, busy: set[int]) -> list[BatchGroup]:
+        """:meth:`batch_groups` without the cache (faces in ``busy`` left out)."""
         lib = self.library
         size = self.loop_settings().batch_size
         names = lib.names_of_people()
@@ -159,77 +160,66 @@ class BatchMixin:
             groups.append(BatchGroup(f"check-{pid}", "check",
                                      f"{names[pid]}? {len(rows)} auto-labelled face(s) unlike the named ones",
                                      [f for _, f in rows], pid, {f: c for c, f in rows}))
+        # the faces no group holds, least like anyone named first: a quick sweep of bystanders (faces like a
+        # named face are asked one by one instead)
         rest = lib.open_face_ids(OPEN_CANDIDATES, exclude=busy | shown | claimed)
-        if rest:  # the faces no group holds, least like anyone named first: a quick sweep of bystanders
-            like = self._nearest_named(rest)  # faces like a named face are asked one by one instead
-            rest = sorted((f for f in rest if like.get(f, -1.0) < OPEN_LIKENESS_MAX),
-                          key=lambda f: like.get(f, -1.0))[:size]
+        like = self._nearest_named(rest)
+        rest = sorted((f for f in rest if like.get(f, -1.0) < OPEN_LIKENESS_MAX), key=lambda f: like.get(f, -1.0))
+        rest = rest[:size]
         if rest:
             groups.append(BatchGroup(f"open-{rest[0]}", "open",
                                      f"Not named yet #{rest[0]}: {len(rest)} face(s), least like anyone named "
                                      "first", rest, None, {f: like.get(f, -1.0) for f in rest}))
         return groups
 
-    def _support(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
-        """Per ``(face, person)``: does the face lie near a face named that person (human or seed label)?
-        Near: centred cosine similarity (:func:`centred_unit`, library mean) >= ``support_similarity`` with
-        one of the person's named faces among the face's nearest neighbours. Faces of people nobody named
-        yet fail this, though a one-vs-all classifier trained without them can claim them with confidence."""
+    def _named_similarity(self, pairs: Sequence[tuple[int, int | None]]) -> list[float | None]:
+        """Per ``(face, person)``: the centred cosine similarity (:func:`centred_unit`, library mean) of the
+        face with its nearest face named that person (human or seed label; person None: named anyone)
+        among its nearest neighbours, or None when there is no such face among them."""
+        out: list[float | None] = [None] * len(pairs)
         if not pairs:
-            return []
+            return out
         lib, backbone = self.library, self.backbone
         idx = self._index(backbone)
-        faces = list(dict.fromkeys(int(f) for f, _ in pairs))
-        ids, X = lib.embeddings(backbone, faces)
+        ids, X = lib.embeddings(backbone, list(dict.fromkeys(int(f) for f, _ in pairs)))
         if idx is None or idx.ntotal < 2 or len(ids) == 0:
-            return [False] * len(pairs)
+            return out
         row = {int(f): i for i, f in enumerate(ids)}
         _, nbrs = idx.search(X, min(SUGGEST_NEIGHBOURS + 1, idx.ntotal))
         named = lib.face_persons(np.unique(nbrs[nbrs >= 0]).tolist())
-        first: dict[tuple[int, int], int] = {}  # (face, person) -> its nearest face named that person
-        for f, p in pairs:
+        first: dict[int, int] = {}  # pair index -> the nearest qualifying named face
+        for k, (f, p) in enumerate(pairs):
             i = row.get(int(f))
             if i is None:
                 continue
-            for n in nbrs[i]:
-                if n >= 0 and int(n) != int(f) and named.get(int(n)) == p:
-                    first[(int(f), int(p))] = int(n)
-                    break
+            n = next((int(n) for n in nbrs[i] if n >= 0 and int(n) != int(f) and int(n) in named
+                      and (p is None or named[int(n)] == p)), None)
+            if n is not None:
+                first[k] = n
         if not first:
-            return [False] * len(pairs)
-        keys = list(first)
+            return out
+        ks = sorted(first)
         nid, Y = lib.embeddings(backbone, list(dict.fromkeys(first.values())))
         col = {int(v): j for j, v in enumerate(nid)}
         mean = self._library_mean()
-        A = centred_unit(X[[row[f] for f, _ in keys]], mean)
-        B = centred_unit(Y[[col[first[k]] for k in keys]], mean)
-        sim = dict(zip(keys, (A * B).sum(axis=1)))
+        sims = (centred_unit(X[[row[int(pairs[k][0])] for k in ks]], mean)
+                * centred_unit(Y[[col[first[k]] for k in ks]], mean)).sum(axis=1)
+        for k, v in zip(ks, sims):
+            out[k] = float(v)
+        return out
+
+    def _support(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
+        """Per ``(face, person)``: does the face lie near a face named that person? Near: similarity
+        (:meth:`_named_similarity`) >= ``support_similarity``. Faces of people nobody named yet fail this,
+        though a one-vs-all classifier trained without them can claim them with confidence."""
         tau = self.loop_settings().support_similarity
-        return [bool(sim.get((int(f), int(p)), -1.0) >= tau) for f, p in pairs]
+        return [v is not None and v >= tau for v in self._named_similarity(pairs)]
 
     def _nearest_named(self, face_ids: Sequence[int]) -> dict[int, float]:
-        """Face -> the centred cosine similarity of its most similar named face (human or seed label) among
-        its nearest neighbours; faces with no named face among them are left out."""
-        lib, backbone = self.library, self.backbone
-        idx = self._index(backbone)
-        ids, X = lib.embeddings(backbone, list(face_ids))
-        if idx is None or idx.ntotal < 2 or len(ids) == 0:
-            return {}
-        _, nbrs = idx.search(X, min(SUGGEST_NEIGHBOURS + 1, idx.ntotal))
-        named = lib.face_persons(np.unique(nbrs[nbrs >= 0]).tolist())
-        first = {}
-        for i, f in enumerate(int(v) for v in ids):
-            n = next((int(n) for n in nbrs[i] if n >= 0 and int(n) != f and int(n) in named), None)
-            if n is not None:
-                first[i] = n
-        if not first:
-            return {}
-        rows = sorted(first)
-        nid, Y = lib.embeddings(backbone, list(dict.fromkeys(first[i] for i in rows)))
-        col = {int(v): j for j, v in enumerate(nid)}
-        mean = self._library_mean()
-        sim = (centred_unit(X[rows], mean) * centred_unit(Y[[col[first[i]] for i in rows]], mean)).sum(axis=1)
-        return {int(ids[i]): float(v) for i, v in zip(rows, sim)}
+        """Face -> its similarity (:meth:`_named_similarity`) with the nearest face named anyone; faces with
+        no named face among their nearest neighbours are left out."""
+        sims = self._named_similarity([(int(f), None) for f in face_ids])
+        return {int(f): v for f, v in zip(face_ids, sims) if v is not None}
 
     def _library_mean(self) -> np.ndarray | None:
         """Mean embedding of (a sample of at most ~5,000 of) the library's faces on the current backbone."""
@@ -265,9 +255,6 @@ class BatchMixin:
         if model is None or not len(getattr(model, "classes_", [])) or not pool:
             return {}
         rejected = lib.rejections()
-        key = (backbone, lib.last_round_id(), hash(tuple(pool)), lib.counts()["labels:human"], len(rejected))
-        if self._probable_cache is not None and self._probable_cache[0] == key:
-            return self._probable_cache[1]
         ids, X = lib.embeddings(backbone, list(pool))
         if len(ids) == 0 or model.n_features_in_ != X.shape[1]:
             return {}
@@ -296,7 +283,6 @@ class BatchMixin:
             col = column.get(ranked[0])
             if col is not None and sc[i, col] > PROBABLE_SCORE:  # its own one-vs-all classifier says yes
                 out.setdefault(ranked[0], []).append((merged[ranked[0]], f))
-        self._probable_cache = (key, out)
         return out
 
     def _clusters(self, size: int, pool: Sequence[int], max_clusters: int = 12) -> list[BatchGroup]:
@@ -329,7 +315,6 @@ class BatchMixin:
             lib.release_leases(annotator, [int(f) for f in face_ids])
             lib.add_action(annotator, SCOPE_ANNOTATE, "batch_mark", {"status": status, "marks": marks})
             self._cluster_cache = None
-            self._probable_cache = None
             return len(marks)
 
     @answer
@@ -368,5 +353,4 @@ class BatchMixin:
                                                                 "revoked_auto": revoked_auto,
                                                                 "created_person": pid if created else None})
             self._cluster_cache = None
-            self._probable_cache = None
             return len(done)

@@ -69,7 +69,6 @@ class ServiceCore:
         self._index_cache: tuple[str, FaceIndex] | None = None
         self._model_cache: tuple[Any, Any] | None = None
         self._cluster_cache: tuple[Any, list] | None = None
-        self._probable_cache: tuple[Any, dict] | None = None
         self._mean_cache: tuple[Any, Any] | None = None
         self._groups_cache: tuple[Any, list] | None = None
 
@@ -116,7 +115,6 @@ class ServiceCore:
     def _forget_model(self) -> None:
         self._model_cache = None
         self._cluster_cache = None
-        self._probable_cache = None
 
     @staticmethod
     def _check_annotator(annotator: str) -> str:
@@ -150,7 +148,6 @@ class ServiceCore:
         s.validate()
         self.library.set_setting("loop", s.as_dict(), actor)
         self._cluster_cache = None  # a new cluster similarity applies now, not after the next round
-        self._probable_cache = None
         return s
 
     def face_quality(self) -> dict[str, float]:
@@ -165,7 +162,6 @@ class ServiceCore:
         with self._lock:
             n = self.library.set_face_quality(float(min_px), float(min_prob), actor, float(min_rel))
         self._cluster_cache = None
-        self._probable_cache = None
         return n
 
     def faces_below_quality(self, min_px: float, min_prob: float, min_rel: float = 0.0) -> int:
@@ -188,7 +184,6 @@ class ServiceCore:
             lib.add_action(actor, SCOPE_ANNOTATE, "unhide", {"face_id": face_id})
             lib.lease(face_id, actor, self.loop_settings().lease_seconds)
         self._cluster_cache = None
-        self._probable_cache = None
         return True
 
     # ------------------------------------------------------------ caches
