@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import common, loopview, namebox
-from aspl.service import SCOPE_ANNOTATE
+from aspl.service import PERSON_KINDS, SCOPE_ANNOTATE
 
 svc = common.service()
 who = common.require_annotator()
@@ -163,7 +163,6 @@ def one_face() -> None:
 
 # --------------------------------------------------------------- batch
 BATCH_COLS = 8
-PERSON_KINDS = ("person", "check")  # groups of one named person: unticked faces are recorded as not them
 
 
 def _batch_pick(name: str, box: str) -> None:

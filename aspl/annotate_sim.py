@@ -35,6 +35,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .service.views import PERSON_KINDS
+
 log = logging.getLogger("aspl.annotate_sim")
 
 METHODS = ("aspl", "cluster")
@@ -171,9 +173,9 @@ class AnnotatorSim:
             if g.key in tried:
                 continue
             tried.add(g.key)
-            if people and g.kind not in ("person", "check"):
+            if people and g.kind not in PERSON_KINDS:
                 continue
-            if g.kind in ("person", "check"):  # a person's faces: accept, unticking the wrong ones
+            if g.kind in PERSON_KINDS:  # a person's faces: accept, unticking the wrong ones
                 name = self.svc.person_name(g.person_id)
                 wrong = [f for f in g.face_ids if self.truth.get(f) != name]
                 keep = [f for f in g.face_ids if f not in wrong]
@@ -255,10 +257,10 @@ class AnnotatorSim:
         if len(ids) < 2:
             labels = np.zeros(len(ids), int)
         else:
-            from .service.batch import centred_unit
+            from .engine.preprocess import center_embeddings
 
             labels = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
-                                             distance_threshold=self.cluster_distance).fit_predict(centred_unit(X))
+                                             distance_threshold=self.cluster_distance).fit_predict(center_embeddings(X))
         clusters = sorted((ids[labels == c].tolist() for c in np.unique(labels)), key=lambda c: (-len(c), c[0]))
         for faces in clusters:
             if not self._budget_left():

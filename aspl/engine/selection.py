@@ -22,6 +22,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .measures import entropy, hinge_loss, self_paced_easiness
+from .preprocess import center_embeddings
 from .summary import ScoreSummary
 
 __all__ = [
@@ -433,16 +434,13 @@ def supported(X: np.ndarray, rows: np.ndarray, persons: np.ndarray, ref_rows: np
     rp = ref_persons[ref_order]
     ps, starts = np.unique(persons[order], return_index=True)
     ends = np.append(starts[1:], order.size)
-
-    def unit(A: np.ndarray) -> np.ndarray:
-        A = np.asarray(A, np.float64) - (0.0 if mean is None else mean)
-        return A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-12)
+    mu = np.zeros(X.shape[1], np.float32) if mean is None else mean
 
     for p, a, b in zip(ps.tolist(), starts.tolist(), ends.tolist()):
         lo, hi = np.searchsorted(rp, p, "left"), np.searchsorted(rp, p, "right")
         if lo == hi:
             continue
         idx = order[a:b]
-        sims = unit(X[rows[idx]]) @ unit(X[ref_rows[ref_order[lo:hi]]]).T
+        sims = center_embeddings(X[rows[idx]], mu) @ center_embeddings(X[ref_rows[ref_order[lo:hi]]], mu).T
         ok[idx] = sims.max(axis=1) >= min_similarity
     return ok

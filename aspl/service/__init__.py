@@ -36,7 +36,7 @@ from .rounds import RoundsMixin
 from .settings import REVIEW_SAMPLES, SCOPE_ANNOTATE, SCOPE_PEOPLE, SCOPE_REVIEW, SCOPES, LoopSettings
 from .tuning import TuningMixin
 from .undo import UNDO, UndoMixin
-from .views import BatchGroup, ExportResult, FaceView, ReviewItem, Suggestion
+from .views import PERSON_KINDS, BatchGroup, ExportResult, FaceView, ReviewItem, Suggestion
 
 
 class Service(AnnotateMixin, AutoRoundMixin, BatchMixin, ReviewMixin, PeopleMixin, UndoMixin, RoundsMixin, TuningMixin,
@@ -47,5 +47,5 @@ class Service(AnnotateMixin, AutoRoundMixin, BatchMixin, ReviewMixin, PeopleMixi
 __all__ = [
     "Service", "AUTO_ACTOR", "ServiceError", "AuthError", "ThrottledError", "ROLES", "NothingToUndoError", "FaceClosedError", "LoopSettings", "library_backbone",
     "SCOPE_ANNOTATE", "SCOPE_REVIEW", "SCOPE_PEOPLE", "SCOPES", "REVIEW_SAMPLES", "MIN_PASSWORD_LENGTH", "UNDO",
-    "Suggestion", "FaceView", "BatchGroup", "ReviewItem", "ExportResult",
+    "Suggestion", "FaceView", "BatchGroup", "PERSON_KINDS", "ReviewItem", "ExportResult",
 ]

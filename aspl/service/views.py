@@ -34,8 +34,9 @@ class FaceView:
 
 @dataclass
 class BatchGroup:
-    """Faces to label in one action: ``kind`` ``person`` (the model's auto-labels of one person)
-    or ``cluster`` (similar unclear faces, unnamed)."""
+    """Faces to label in one action: ``kind`` ``person`` (a person's auto-labelled and probable faces),
+    ``check`` (a person's auto-labels far from their named faces), ``cluster`` (similar unclear faces,
+    unnamed) or ``open`` (faces like nobody named)."""
 
     key: str
     kind: str
@@ -43,6 +44,10 @@ class BatchGroup:
     face_ids: list[int]
     person_id: int | None = None
     scores: dict[int, float] = field(default_factory=dict)
+
+
+#: Batch group kinds of one named person: unticked faces are recorded as not that person.
+PERSON_KINDS = ("person", "check")
 
 
 @dataclass
