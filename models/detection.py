@@ -168,7 +168,8 @@ def drop_overlapping(faces: Sequence[DetectedFace], max_overlap: float = 0.6) ->
 
 
 def most_prominent(faces: Sequence[DetectedFace], image_size: tuple[int, int]) -> int | None:
-    """Index of the largest face nearest the centre (area x centrality), or None."""
+    """Index of the largest face nearest the centre (area inside the photo x centrality), or None: a face
+    cut by the photo's edge counts by its visible part (its box reaches outside the photo)."""
     if not faces:
         return None
     w, h = image_size
@@ -176,7 +177,8 @@ def most_prominent(faces: Sequence[DetectedFace], image_size: tuple[int, int]) -
 
     def score(f: DetectedFace) -> float:
         x1, y1, x2, y2 = f.box
+        x1, y1, x2, y2 = max(x1, 0.0), max(y1, 0.0), min(x2, float(w)), min(y2, float(h))  # the visible part
         d = float(np.hypot((x1 + x2) / 2 - w / 2, (y1 + y2) / 2 - h / 2))
-        return f.area * max(0.05, 1.0 - d / half_diag)
+        return max(0.0, x2 - x1) * max(0.0, y2 - y1) * max(0.05, 1.0 - d / half_diag)
 
     return max(range(len(faces)), key=lambda i: score(faces[i]))

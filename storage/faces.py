@@ -15,10 +15,27 @@ from .errors import NotFoundError
 
 QUALITY_SETTING = "face_quality"
 QUALITY_KEYS = ("min_px", "min_prob", "min_rel")
+# the shorter side of the part of a face's box inside its photo ({t}: the row's table): MTCNN's box of a face
+# cut by the photo's edge reaches outside it, so its unclipped size overstates what is visible (seen on lfw-dev:
+# a cut-off face at the edge "larger" than the subject, which min_rel then hid)
+_DIM = "COALESCE((SELECT NULLIF(i.{d}, 0) FROM images i WHERE i.id = {w}.image_id), {t}.{c})"
+_SIDE = ("MIN(MIN({t}.x2, " + _DIM.format(d="width", w="{w}", t="{t}", c="x2") + ") - MAX({t}.x1, 0), "
+         "MIN({t}.y2, " + _DIM.format(d="height", w="{w}", t="{t}", c="y2") + ") - MAX({t}.y1, 0))")
 # a face row below the thresholds (named parameters :min_px, :min_prob, :min_rel); {t} is the row's table
-_BELOW = ("(MIN({t}.x2 - {t}.x1, {t}.y2 - {t}.y1) < :min_px OR {t}.prob < :min_prob OR "
-          "MIN({t}.x2 - {t}.x1, {t}.y2 - {t}.y1) < :min_rel * (SELECT MAX(MIN(g.x2 - g.x1, g.y2 - g.y1)) "
-          "FROM faces g WHERE g.image_id = {t}.image_id))")
+_BELOW = ("(" + _SIDE.format(t="{t}", w="{t}") + " < :min_px OR {t}.prob < :min_prob OR "
+          + _SIDE.format(t="{t}", w="{t}") + " < :min_rel * (SELECT MAX(" + _SIDE.format(t="g", w="{t}")
+          + ") FROM faces g WHERE g.image_id = {t}.image_id))")
+
+
+def visible_side(box: Sequence[float], width: float | None, height: float | None) -> float:
+    """The shorter side of the part of ``box`` (x1, y1, x2, y2) inside a ``width`` x ``height`` photo (the
+    box as it is where the size is unknown); 0 for a box wholly outside."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if width:
+        x1, x2 = max(x1, 0.0), min(x2, float(width))
+    if height:
+        y1, y2 = max(y1, 0.0), min(y2, float(height))
+    return max(0.0, min(x2 - x1, y2 - y1))
 
 
 def _check_quality(min_px: float, min_prob: float, min_rel: float) -> dict[str, float]:
@@ -131,7 +148,7 @@ class FacesMixin(_Host):
                                                "imported_at": _now()})
             face_ids = []
             q = self.face_quality()
-            sides = [min(float(f.box[2]) - float(f.box[0]), float(f.box[3]) - float(f.box[1])) for f in faces]
+            sides = [visible_side(f.box, width, height) for f in faces]
             for f, side in zip(faces, sides):
                 x1, y1, x2, y2 = (float(v) for v in f.box)
                 small = side < q["min_px"] or float(f.prob) < q["min_prob"] or side < q["min_rel"] * max(sides)
@@ -150,7 +167,7 @@ class FacesMixin(_Host):
     # --------------------------------------------------------------- quality
     def face_quality(self) -> dict[str, float]:
         """The thresholds below which a face is *hidden* (kept, never queued, trained on or counted as
-        remaining): ``min_px``, the shorter side of its box in photo pixels; ``min_prob``, its detection
+        remaining): ``min_px``, the shorter side of its box in photo pixels (the part inside the photo); ``min_prob``, its detection
         probability; ``min_rel``, its size relative to the largest face of its photo (bystanders behind
         the subject). 0 switches each off."""
         q = self.get_setting(QUALITY_SETTING) or {}

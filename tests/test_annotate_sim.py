@@ -65,6 +65,11 @@ def test_helpers_pick_the_prominent_face_and_the_shortest_unique_prefix():
              {"face_id": 2, "x1": 80, "y1": 80, "x2": 120, "y2": 120, "width": 200, "height": 200},
              {"face_id": 3, "x1": 150, "y1": 150, "x2": 160, "y2": 160, "width": 200, "height": 200}]
     assert prominent_faces(faces) == 2 and prominent_faces([]) is None
+    # a face cut by the photo's edge: its box reaches outside (MTCNN's estimate of the whole face) and is
+    # larger than the subject's, but little of it is in the photo (lfw-dev: Andre_Agassi_0001 and 6 more)
+    cut = [{"face_id": 7, "x1": 50, "y1": 44, "x2": 99, "y2": 107, "width": 150, "height": 150},
+           {"face_id": 8, "x1": -58, "y1": 39, "x2": 21, "y2": 123, "width": 150, "height": 150}]
+    assert prominent_faces(cut) == 7
     assert unique_prefix("Angelina Jolie", ["Angelina Jolie", "Angela Merkel", "Bill Gates"]) == 6  # "angel" still begins "Angela"
     assert unique_prefix("Bill Gates", ["Angelina Jolie", "Bill Gates"]) == 1
     with pytest.raises(ValueError, match="valid choices: aspl, cluster"):

@@ -1,7 +1,7 @@
 """Detection: a second box on the same face is dropped; separate faces, even touching ones, stay."""
 import numpy as np
 
-from models.detection import DetectedFace, drop_overlapping
+from models.detection import DetectedFace, drop_overlapping, most_prominent
 
 
 def _face(box, prob):
@@ -23,3 +23,15 @@ def test_the_more_probable_of_two_overlapping_boxes_is_kept_and_the_threshold_ap
     assert [f.prob for f in drop_overlapping([a, b])] == [0.98]
     assert len(drop_overlapping([a, b], max_overlap=0.9)) == 2
     assert drop_overlapping([]) == []
+
+
+def test_the_prominent_face_counts_only_the_part_of_a_box_inside_the_photo():
+    def face(box):
+        return DetectedFace(box, np.zeros((5, 2), np.float32), 0.99, np.zeros((4, 4, 3), np.uint8))
+
+    subject = face((40.0, 30.0, 110.0, 120.0))
+    # a close face cut by the left edge: MTCNN's box of the whole face is 24x the subject's, its visible part 0.7x
+    cut = face((-300.0, -150.0, 30.0, 300.0))
+    assert most_prominent([cut, subject], (150, 150)) == 1
+    assert most_prominent([face((0.0, 0.0, 20.0, 20.0)), face((100.0, 100.0, 180.0, 180.0))], (200, 200)) == 1
+    assert most_prominent([], (10, 10)) is None

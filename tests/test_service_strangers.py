@@ -169,5 +169,14 @@ def test_a_relative_size_threshold_hides_bystanders_smaller_than_the_photos_main
     assert lib.face(later[1])["hidden"] == 1 and lib.face(later[0])["hidden"] == 0
     assert lib.face(main)["hidden"] == lib.face(friend)["hidden"] == lib.face(lone)["hidden"] == 0
     assert svc.face_quality()["min_rel"] == 0.5
+    # a face cut by the photo's right edge: its box (MTCNN's estimate of the whole face) reaches outside the
+    # photo and is larger than the subject's, but only its visible part counts: the subject stays shown
+    edge = [NewFace((300.0, 300.0, 400.0, 400.0), np.zeros((5, 2), np.float32), 0.99, crop, {"synthetic": v}),
+            NewFace((767.0, 280.0, 927.0, 440.0), np.zeros((5, 2), np.float32), 0.99, crop, {"synthetic": v})]
+    subject, cut = lib.add_image("group/edge.jpg", "group-edge", 10, 800, 800, edge)[1]
+    assert lib.face(subject)["hidden"] == 0 and lib.face(cut)["hidden"] == 1  # at import: 33 px visible
+    svc.set_face_quality(0, 0, "admin", min_rel=0.5)
+    assert lib.face(subject)["hidden"] == 0 and lib.face(cut)["hidden"] == 1  # and when applied again
+    assert svc.faces_below_quality(34, 0, 0) - svc.faces_below_quality(33, 0, 0) == 1  # min_px: 33 px too
     with pytest.raises(ValueError, match="min_rel must be in"):
         svc.set_face_quality(0, 0, "admin", min_rel=2)
