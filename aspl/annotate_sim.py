@@ -26,6 +26,7 @@ names and the labels left wrong.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
@@ -64,12 +65,20 @@ def prominent_faces(faces: list[dict]) -> int | None:
     return int(faces[min(big, key=off_centre)]["face_id"])
 
 
-def folder_truth(lib: Any, root: Path) -> dict[int, str | None]:
-    """Face id -> the person's name (folder name, underscores as spaces) or None for a stranger."""
+def folder_truth(lib: Any, root: Path, fixes: list[dict] | None = None) -> dict[int, str | None]:
+    """Face id -> the person's name (folder name, underscores as spaces) or None for a stranger.
+
+    ``fixes``: faces the folder rule gets wrong, checked by eye (another known person in someone's photo:
+    the president behind a minister), each ``{"photo": file name, "box": [x1, y1, x2, y2], "person":
+    name}``; the photo's face whose box overlaps ``box`` most (IoU >= 0.5) gets ``person``. A fix that
+    matches no face is ignored (another detector may not find it)."""
     root = Path(root).resolve()
     by_image: dict[int, list[dict]] = {}
     for r in lib.faces_table(status=None):
         by_image.setdefault(r["image_id"], []).append(r)
+    by_photo: dict[str, list[dict]] = {}
+    for f in fixes or ():
+        by_photo.setdefault(str(f["photo"]), []).append(f)
     truth: dict[int, str | None] = {}
     for faces in by_image.values():
         path = Path(faces[0]["image_path"]).resolve()
@@ -81,7 +90,31 @@ def folder_truth(lib: Any, root: Path) -> dict[int, str | None]:
         main = prominent_faces(faces)
         for f in faces:
             truth[int(f["face_id"])] = person if f["face_id"] == main else None
+        for fix in by_photo.get(path.name, ()):
+            best = max(faces, key=lambda f: _iou((f["x1"], f["y1"], f["x2"], f["y2"]), fix["box"]))
+            if _iou((best["x1"], best["y1"], best["x2"], best["y2"]), fix["box"]) >= 0.5:
+                truth[int(best["face_id"])] = str(fix["person"])
     return truth
+
+
+def load_truth_fixes(path: str | Path | None) -> list[dict]:
+    """The ``faces`` list of a truth-fix JSON file (see :func:`folder_truth`); [] for None."""
+    if path is None:
+        return []
+    data = json.loads(Path(path).read_text())
+    faces = data["faces"] if isinstance(data, dict) else data
+    for f in faces:
+        if not {"photo", "box", "person"} <= set(f) or len(f["box"]) != 4:
+            raise ValueError(f"{path}: a truth fix needs photo, box (4 numbers) and person, got {f!r}")
+    return list(faces)
+
+
+def _iou(a: Any, b: Any) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def unique_prefix(name: str, others: list[str]) -> int:
@@ -354,10 +387,12 @@ def report(sim: AnnotatorSim, seconds: float) -> dict[str, Any]:
 def run_annotate_sim(path: str | Path, db: str | Path, method: str = "aspl", max_decisions: int | None = None,
                      use_batches: bool = True, cluster_distance: float = 0.5, progress: bool = True,
                      settings: dict[str, Any] | None = None, service: Any = None,
-                     min_rel: float | None = None, check_auto: bool = True) -> dict[str, Any]:
+                     min_rel: float | None = None, check_auto: bool = True,
+                     truth_fixes: list[dict] | None = None) -> dict[str, Any]:
     """Import ``path`` unlabelled into the library ``db`` (photos already there are skipped), apply the
     quality thresholds (``min_rel`` overriding the stored one), then annotate it as :class:`AnnotatorSim`
-    does; returns the report, with the import's seconds."""
+    does, answering from :func:`folder_truth` (with ``truth_fixes``); returns the report, with the
+    import's seconds."""
     from storage import IndexStore, Library
 
     from .importer import Importer
@@ -374,7 +409,7 @@ def run_annotate_sim(path: str | Path, db: str | Path, method: str = "aspl", max
     service.library.set_face_quality(q["min_px"], q["min_prob"], "sim", q["min_rel"] if min_rel is None else min_rel)
     if settings:
         service.set_loop_settings({**service.loop_settings().as_dict(), **settings})
-    truth = folder_truth(service.library, Path(path))
+    truth = folder_truth(service.library, Path(path), truth_fixes)
     bar = None
     if progress:
         from tqdm import tqdm

@@ -152,7 +152,7 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 
 
 def cmd_annotate_sim(args: argparse.Namespace) -> int:
-    from .annotate_sim import run_annotate_sim
+    from .annotate_sim import load_truth_fixes, run_annotate_sim
 
     settings: dict = {}
     for item in args.set:
@@ -164,7 +164,7 @@ def cmd_annotate_sim(args: argparse.Namespace) -> int:
         settings.setdefault("round_every", 0)  # the baseline does not learn
     out = run_annotate_sim(args.path, args.db, args.method, args.max_decisions, not args.no_batches,
                            args.cluster_distance, progress=not args.quiet, settings=settings, min_rel=args.min_rel,
-                           check_auto=not args.no_check_auto)
+                           check_auto=not args.no_check_auto, truth_fixes=load_truth_fixes(args.truth_fixes))
     print(json.dumps(out))
     return 0
 
@@ -246,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a loop setting for the run, e.g. --set round_every=10 (repeatable)")
     sp.add_argument("--min-rel", type=float, default=None,
                     help="hide faces smaller than this share of their photo's largest face (quality threshold)")
+    sp.add_argument("--truth-fixes", type=Path, default=None, metavar="JSON",
+                    help="faces the folder rule gets wrong, checked by eye (e.g. bench/lfw_dev_truth_fixes.json)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sp.set_defaults(func=cmd_annotate_sim)
     from .methods.cli import add_methods_parsers

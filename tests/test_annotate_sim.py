@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +89,31 @@ def test_cli_imports_real_photos_and_prints_one_json_report(tmp_path, capsys, lf
     assert out["wrong_labels_left"] == 0 and out["decisions"] <= out["faces"]
     assert {"decisions_by_kind", "keystrokes", "auto_labels", "auto_label_precision", "rounds",
             "seconds", "import_seconds"} <= set(out)
+
+
+def test_truth_fixes_name_a_checked_face_in_someone_elses_photo(tmp_path):
+    from aspl.annotate_sim import folder_truth, load_truth_fixes
+
+    rows = [{"face_id": 1, "image_id": 1, "image_path": str(tmp_path / "Laura_Bush" / "Laura_Bush_0002.jpg"),
+             "x1": 40, "y1": 40, "x2": 100, "y2": 110, "width": 150, "height": 150},
+            {"face_id": 2, "image_id": 1, "image_path": str(tmp_path / "Laura_Bush" / "Laura_Bush_0002.jpg"),
+             "x1": 119, "y1": 26, "x2": 179, "y2": 97, "width": 150, "height": 150}]
+
+    class Lib:
+        def faces_table(self, status=None):
+            return rows
+
+    assert folder_truth(Lib(), tmp_path) == {1: "Laura Bush", 2: None}
+    fix = tmp_path / "fixes.json"
+    fix.write_text(json.dumps({"faces": [
+        {"photo": "Laura_Bush_0002.jpg", "box": [118, 27, 178, 96], "person": "George W Bush"},
+        {"photo": "Laura_Bush_0002.jpg", "box": [0, 0, 10, 10], "person": "Nobody"},  # matches no face
+        {"photo": "Other_0001.jpg", "box": [40, 40, 100, 110], "person": "Nobody"}]}))
+    assert folder_truth(Lib(), tmp_path, load_truth_fixes(fix)) == {1: "Laura Bush", 2: "George W Bush"}
+    assert load_truth_fixes(None) == []
+    fix.write_text(json.dumps({"faces": [{"photo": "a.jpg", "person": "X"}]}))
+    with pytest.raises(ValueError, match="needs photo, box"):
+        load_truth_fixes(fix)
+    # the fixes shipped for lfw-dev are well-formed
+    shipped = load_truth_fixes(Path(__file__).resolve().parents[1] / "bench" / "lfw_dev_truth_fixes.json")
+    assert len(shipped) == 15 and all(f["person"] for f in shipped)
