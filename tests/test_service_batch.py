@@ -192,3 +192,41 @@ def test_groups_are_computed_once_until_the_labelling_state_changes(monkeypatch)
     assert len(calls) == 3
     svc.set_loop_settings({"batch_size": 2})
     assert len(calls) == 3 and all(len(x.face_ids) <= 2 for x in svc.batch_groups("alice")) and len(calls) == 4
+
+
+def test_a_tight_subgroup_less_like_the_named_faces_than_each_other_is_someone_else():
+    """Another person's faces that a classifier gave to Ada, each within the support threshold of one of her
+    named faces (centred cosine 0.75-0.8) but far more like each other (0.99): they leave Ada's group for
+    a check group and a cluster to name; Ada's own faces stay."""
+    import numpy as np
+
+    from apphelpers import SYNTH
+    from storage.faces import NewFace
+
+    svc, truth = synthetic_service(None, n_people=4, per_person=8)
+    lib = svc.library
+    ada = lib.person_id("Ada Lovelace", create=True)
+    adas = [f for f, t in sorted(truth.items()) if t == "Ada Lovelace"]
+    for f in adas[:4]:
+        lib.add_label(f, ada, "human", 1.0, annotator="tester")
+    a = lib.embeddings(SYNTH, adas)[1].mean(axis=0)
+    rng = np.random.default_rng(5)
+    r = rng.normal(size=a.size)
+    r -= (r @ a) / (a @ a) * a
+    b = a / np.linalg.norm(a) + 0.5 * r / np.linalg.norm(r)
+    crop = np.zeros((48, 48, 3), np.uint8)
+    bob = []
+    for k in range(5):
+        v = b + 0.03 * rng.normal(size=a.size)
+        bob += lib.add_image(f"bob/{k}.jpg", f"bob-{k}", 10, 100, 100, [NewFace(
+            (10.0, 10.0, 60.0, 60.0), np.zeros((5, 2), np.float32), 0.99, crop,
+            {SYNTH: (v / np.linalg.norm(v)).astype(np.float32)})])[1]
+    rid = svc.run_round("admin")["round"]
+    lib.replace_auto_labels(rid, [(f, ada, 0.99) for f in bob + adas[4:]])
+    support = svc._named_similarity([(f, ada) for f in bob])
+    assert all(0.7 <= v < 0.85 for v in support)  # each passes the support test on its own
+    groups = svc.batch_groups("alice")
+    person = next(g for g in groups if g.key == f"person-{ada}")
+    assert set(person.face_ids) == set(adas[4:])
+    assert set(next(g for g in groups if g.key == f"check-{ada}").face_ids) == set(bob)
+    assert any(set(bob) <= set(g.face_ids) for g in groups if g.kind == "cluster")

@@ -26,6 +26,12 @@ PROBABLE_TOP = 5  # classifier classes per face merged with the neighbour votes
 SUPPORT_MAX_FACES = 4000  # auto-labelled and probable faces checked for support per request
 OPEN_CANDIDATES = 2000  # unanswered faces (smallest first) ranked for the open grid
 OPEN_LIKENESS_MAX = 0.6  # ... of which those less similar than this to every named face (centred cosine)
+# someone else's faces in a person's group: faces with at least SEPARATE_MIN_FACES - 1 others in the group
+# that are SEPARATE_GAP more like them (centred cosine) than the person's nearest named face is. Seen on
+# lfw-dev: 27 faces of Roh Moo-hyun (alike at 0.91) auto-labelled as Junichiro Koizumi, each within
+# 0.7-0.78 of one of his 60 named faces.
+SEPARATE_MIN_FACES = 3
+SEPARATE_GAP = 0.15
 
 
 # Face embeddings share a large common direction (on lfw-dev, dlib vectors of different people have raw
@@ -84,10 +90,12 @@ class BatchMixin:
 
         - ``person``: one per person, the auto-labelled faces and then the faces nobody answered whose top
           suggestion is that person (:meth:`_probable`), each only if it lies near one of the person's
-          named faces (:meth:`_support`; most faces first);
+          named faces (centred cosine >= ``support_similarity`` with one of them; most faces first), but
+          for a tight subgroup that looks like someone else (:meth:`_someone_else`);
         - ``cluster``: groups of similar unclear faces that no person claims;
         - ``check``: one per person, the auto-labels that lie far from every named face of that person
-          (faces of people nobody named yet end up there: mostly to untick);
+          or look like someone else (faces of people nobody named yet end up there: mostly to untick;
+          they are in the clusters too, where they can be named at once);
         - ``open``: up to ``batch_size`` faces no group holds that nobody has answered and that are less
           like every named face than :data:`OPEN_LIKENESS_MAX`, least like first (mostly bystanders, to
           mark as strangers in one action).
@@ -126,12 +134,24 @@ class BatchMixin:
         cand = cand[:SUPPORT_MAX_FACES]
         near: dict[int, list[tuple[float, int]]] = {}
         far: dict[int, list[tuple[float, int]]] = {}
-        for (pid, c, f, is_auto), ok in zip(cand, self._support([(f, p) for p, _, f, _ in cand])):
+        tau = self.loop_settings().support_similarity
+        support: dict[int, float] = {}
+        for (pid, c, f, is_auto), v in zip(cand, self._named_similarity([(f, p) for p, _, f, _ in cand])):
+            ok = v is not None and v >= tau
+            if ok:
+                support[f] = v
             if ok or is_auto:
                 (near if ok else far).setdefault(pid, []).append((c, f))
+        auto_faces = {f for rows in auto.values() for _, f in rows}
+        for pid in list(near):
+            apart = self._someone_else([f for _, f in near[pid]], support)
+            if apart:
+                far.setdefault(pid, []).extend((c, f) for c, f in near[pid] if f in apart and f in auto_faces)
+                near[pid] = [(c, f) for c, f in near[pid] if f not in apart]
+                if not near[pid]:
+                    del near[pid]
         for rows in (*near.values(), *far.values()):
             rows.sort(key=lambda t: (-t[0], t[1]))
-        auto_faces = {f for rows in auto.values() for _, f in rows}
         claimed = {f for rows in near.values() for _, f in rows}
         groups = []
         for pid, rows in sorted(near.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:limit]:
@@ -204,12 +224,21 @@ class BatchMixin:
             out[k] = float(v)
         return out
 
-    def _support(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
-        """Per ``(face, person)``: does the face lie near a face named that person? Near: similarity
-        (:meth:`_named_similarity`) >= ``support_similarity``. Faces of people nobody named yet fail this,
-        though a one-vs-all classifier trained without them can claim them with confidence."""
-        tau = self.loop_settings().support_similarity
-        return [v is not None and v >= tau for v in self._named_similarity(pairs)]
+    def _someone_else(self, faces: Sequence[int], support: dict[int, float]) -> set[int]:
+        """The faces of one person's group that look like someone else: each has at least
+        ``SEPARATE_MIN_FACES - 1`` companions in the group that are :data:`SEPARATE_GAP` more like it than
+        its nearest named face of the person is (``support``: face -> :meth:`_named_similarity`). Faces of
+        a person nobody named yet are like each other more than like anyone named; the person's own faces
+        are about as like the named ones as like each other."""
+        if len(faces) < SEPARATE_MIN_FACES:
+            return set()
+        ids, X = self.library.embeddings(self.backbone, list(faces))
+        Z = center_embeddings(X, self._library_mean())
+        S = Z @ Z.T
+        np.fill_diagonal(S, -np.inf)
+        need = np.array([support.get(int(f), -1.0) for f in ids]) + SEPARATE_GAP
+        close = (S >= need[:, None]).sum(axis=1)
+        return {int(f) for f, n in zip(ids, close) if n >= SEPARATE_MIN_FACES - 1}
 
     def _nearest_named(self, face_ids: Sequence[int]) -> dict[int, float]:
         """Face -> its similarity (:meth:`_named_similarity`) with the nearest face named anyone; faces with
