@@ -97,6 +97,25 @@ def test_supported_needs_a_reference_row_of_the_same_person_close_enough():
     assert supported(Z, np.array([1]), np.array([8]), np.array([0]), np.array([7]), 0.0).tolist() == [False]
 
 
+def test_supported_with_a_separate_gap_refuses_a_tight_group_far_from_the_named_faces():
+    from aspl.engine.selection import supported
+
+    rng = np.random.default_rng(0)
+    ref = np.array([[1.0, 0.0, 0.0]])
+    own = np.array([[0.9, 0.3, 0.3], [0.85, -0.4, 0.3], [0.88, 0.1, -0.45]])  # spread around the named face
+    other = np.array([0.75, 0.66, 0.0]) + 0.01 * rng.normal(size=(4, 3))  # 0.75 from it, ~1.0 from each other
+    X = np.concatenate([ref, own, other])
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    rows = np.arange(1, 8)
+    plain = supported(X, rows, np.full(7, 7), np.array([0]), np.array([7]), 0.7)
+    assert plain.all()  # each face alone is close enough to the named one
+    sep = supported(X, rows, np.full(7, 7), np.array([0]), np.array([7]), 0.7, separate_gap=0.15)
+    assert sep.tolist() == [True] * 3 + [False] * 4
+    two = supported(X, rows[[0, 1, 2, 3, 4]], np.full(5, 7), np.array([0]), np.array([7]), 0.7,
+                    separate_gap=0.15)
+    assert two.all()  # a pair is not a group (separate_min = 3)
+
+
 def test_support_guard_keeps_an_unnamed_persons_faces_from_a_similar_named_person():
     rng = np.random.default_rng(0)
     a, b, c = rng.normal(size=(3, 16))
@@ -119,6 +138,38 @@ def test_support_guard_keeps_an_unnamed_persons_faces_from_a_similar_named_perso
 def test_support_similarity_is_validated():
     with pytest.raises(ValueError, match="support_similarity"):
         ASPLEngine(support_similarity=1.5)
+    with pytest.raises(ValueError, match="support_quantile"):
+        ASPLEngine(support_quantile=-0.1)
+
+
+def test_impostor_similarity_is_each_labelled_faces_closest_other_person():
+    from aspl.engine.selection import impostor_similarity
+
+    Z = np.array([[1, 0], [0.8, 0.6], [0, 1], [0.6, 0.8]], float)
+    imp = impostor_similarity(Z, np.array([0, 1, 2, 3]), np.array([5, 5, 6, 6]))
+    # 0: best of 0.0 (row 2), 0.6 (row 3); 1: 0.6, 0.96; 2: 0.0, 0.6; 3: 0.6, 0.96
+    np.testing.assert_allclose(imp, [0.6, 0.96, 0.6, 0.96], atol=1e-6)
+    assert impostor_similarity(Z, np.array([0, 1]), np.array([5, 5])).size == 0  # one person: nobody to mistake
+
+
+def test_a_support_quantile_raises_the_guard_where_people_lie_close():
+    from aspl.engine.selection import impostor_similarity
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(4, 6))
+    centres[1] = centres[0] + 0.5 * rng.normal(size=6)  # persons 0 and 1 alike
+    X = np.concatenate([v + 0.45 * rng.normal(size=(10, 6)) for v in centres]).astype(np.float32)
+    labels = np.full(40, -1)
+    labels[[0, 10, 20, 30]] = [0, 1, 2, 3]
+    base = dict(min_labels=1, query_size=0, seed_max=0, lambda_start=0.9, support_similarity=0.0)
+    fixed, adaptive = ASPLEngine(**base), ASPLEngine(**base, support_quantile=0.75)
+    got_fixed = fixed.step(X, labels).pseudo_labels >= 0
+    got_adapt = adaptive.step(X, labels).pseudo_labels >= 0
+    imp = impostor_similarity(X, np.array([0, 10, 20, 30]), np.arange(4), mean=X.mean(axis=0))
+    assert fixed.support_threshold_ == 0.0  # the floor
+    assert adaptive.support_threshold_ == pytest.approx(float(np.quantile(imp, 0.75)))
+    assert adaptive.support_threshold_ > 0.0  # raised
+    assert got_adapt.sum() < got_fixed.sum() and not (got_adapt & ~got_fixed).any()  # a stricter guard
 
 
 def test_the_guarded_variant_sets_pace_queries_and_guard_and_explicit_settings_win():

@@ -28,6 +28,7 @@ from .selection import (
     select_lowest,
     self_paced_labels,
     self_paced_select,
+    impostor_similarity,
     supported,
 )
 from .summary import summarize_model
@@ -270,9 +271,16 @@ class ASPLEngine(Engine):
         pl[acc] = classes[sp.labels[sp.accepted]]
         pw[acc] = sp.weights[sp.accepted]
         unclear = cand[sp.unclear]
+        self.support_threshold_ = s.support_similarity
         if s.support_similarity is not None and acc.size:
-            ok = supported(X, acc, pl[acc], rows, labels[rows], s.support_similarity,
-                           mean=X.mean(axis=0, dtype=np.float64))
+            mean = X.mean(axis=0, dtype=np.float64)
+            if s.support_quantile is not None:
+                imp = impostor_similarity(X, rows, labels[rows], mean=mean)
+                if imp.size:
+                    self.support_threshold_ = max(s.support_similarity,
+                                                  float(np.quantile(imp, s.support_quantile)))
+            ok = supported(X, acc, pl[acc], rows, labels[rows], self.support_threshold_, mean=mean,
+                           separate_gap=s.separate_gap)
             far = acc[~ok]
             pl[far], pw[far] = UNLABELLED, 0.0
             unclear = np.union1d(unclear, far)

@@ -94,7 +94,14 @@ class ASPLSettings(EngineSettings):
     paper; method name ``aspl-margin``). ``support_similarity``: when set, a self-paced label of
     person p needs a human label of p whose centred, normalised embedding has at least this inner
     product with the face's (an open-set guard: faces of people nobody named are not given to a
-    similar named person; None: off, as in the paper).
+    similar named person; None: off, as in the paper). ``support_quantile``: when set, the guard's
+    threshold is raised, each round, to this quantile of the *nearest-impostor* similarity of the
+    human-labelled faces (each one's highest similarity with a face named someone else;
+    :func:`~aspl.engine.selection.impostor_similarity`): weak features, where different people lie
+    close, get a stricter guard than the fixed ``support_similarity``, which stays the floor.
+    ``separate_gap``: when set (with the guard), a self-paced label of p is also refused when two or
+    more other faces given to p are this much more like the face than p's nearest named face is (a
+    tight group of someone nobody named; :func:`~aspl.engine.selection.supported`).
     """
 
     lambda_start: float = 0.12
@@ -108,11 +115,17 @@ class ASPLSettings(EngineSettings):
     finetune_every: int = 0
     query_measure: str = "best_score"
     support_similarity: float | None = None
+    support_quantile: float | None = None
+    separate_gap: float | None = None
 
     def validate(self) -> None:
         super().validate()
         if self.support_similarity is not None and not -1.0 <= self.support_similarity <= 1.0:
             raise ValueError(f"support_similarity must be None (off) or in [-1, 1], got {self.support_similarity!r}")
+        if self.separate_gap is not None and not 0.0 <= self.separate_gap <= 2.0:
+            raise ValueError(f"separate_gap must be None (off) or in [0, 2], got {self.separate_gap!r}")
+        if self.support_quantile is not None and not 0.0 <= self.support_quantile <= 1.0:
+            raise ValueError(f"support_quantile must be None (off) or in [0, 1], got {self.support_quantile!r}")
         if self.query_measure not in ASPL_QUERIES:
             raise ValueError(f"unknown ASPL query_measure {self.query_measure!r}; valid choices: "
                              f"{', '.join(ASPL_QUERIES)}")

@@ -414,9 +414,14 @@ def seed_new_person(x: np.ndarray, candidates: np.ndarray, radius: float, max_se
 
 
 def supported(X: np.ndarray, rows: np.ndarray, persons: np.ndarray, ref_rows: np.ndarray,
-              ref_persons: np.ndarray, min_similarity: float, mean: np.ndarray | None = None) -> np.ndarray:
+              ref_persons: np.ndarray, min_similarity: float, mean: np.ndarray | None = None,
+              separate_gap: float | None = None, separate_min: int = 3, max_companions: int = 4000) -> np.ndarray:
     """Per row of ``rows``: is some row of ``ref_rows`` with the same person at cosine similarity
     ``>= min_similarity`` with it, after subtracting ``mean`` from both (None: compare ``X`` as it is)?
+    With ``separate_gap``, a supported row is still refused when at least ``separate_min - 1`` other
+    supported rows of the same person (among ``max_companions`` evenly spaced ones) are ``separate_gap``
+    more like it than its nearest reference row: a tight group of someone nobody named, each face close
+    enough to one named face to pass on its own.
 
     The open-set guard of self-paced labels: a one-vs-all classifier trained without a person can
     claim that person's faces with confidence; they fail this test against the claimed person's
@@ -442,5 +447,36 @@ def supported(X: np.ndarray, rows: np.ndarray, persons: np.ndarray, ref_rows: np
             continue
         idx = order[a:b]
         sims = center_embeddings(X[rows[idx]], mu) @ center_embeddings(X[ref_rows[ref_order[lo:hi]]], mu).T
-        ok[idx] = sims.max(axis=1) >= min_similarity
+        best = sims.max(axis=1)
+        ok[idx] = best >= min_similarity
+        if separate_gap is not None:
+            keep = idx[ok[idx]]
+            if keep.size >= separate_min:
+                Z = center_embeddings(X[rows[keep]], mu)
+                need = best[ok[idx]] + separate_gap
+                comp = Z if keep.size <= max_companions else Z[np.linspace(0, keep.size - 1, max_companions).astype(np.int64)]
+                close = np.zeros(keep.size, np.int64)
+                for c in range(0, keep.size, 1024):
+                    S = Z[c:c + 1024] @ comp.T
+                    close[c:c + 1024] = (S >= need[c:c + 1024, None]).sum(axis=1)
+                # a face is its own companion (similarity 1) when it is among them: not counted
+                ok[keep[close - (need <= 1.0) >= separate_min - 1]] = False
     return ok
+
+
+def impostor_similarity(X: np.ndarray, rows: np.ndarray, persons: np.ndarray, mean: np.ndarray | None = None,
+                        max_rows: int = 1000, max_refs: int = 20000) -> np.ndarray:
+    """Per labelled row (evenly spaced, at most ``max_rows`` of ``rows``): its highest centred cosine
+    similarity with a row of *another* person (at most ``max_refs`` rows, evenly spaced): how close a
+    face can lie to someone it is not, on these features. Empty with fewer than two people."""
+    rows = np.asarray(rows, np.int64)
+    persons = np.asarray(persons, np.int64)
+    if rows.size < 2 or np.unique(persons).size < 2:
+        return np.zeros(0, np.float32)
+    mu = np.zeros(X.shape[1], np.float32) if mean is None else mean
+    q = np.linspace(0, rows.size - 1, min(max_rows, rows.size)).round().astype(np.int64)
+    r = np.unique(np.linspace(0, rows.size - 1, min(max_refs, rows.size)).round().astype(np.int64))
+    S = center_embeddings(X[rows[q]], mu) @ center_embeddings(X[rows[r]], mu).T
+    S[persons[q][:, None] == persons[r][None, :]] = -np.inf
+    best = S.max(axis=1)
+    return best[np.isfinite(best)].astype(np.float32)
