@@ -427,7 +427,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-round", action="store_true", help="skip the round (slow at large sizes)")
     ap.add_argument("--rounds", type=int, default=1,
                     help="rounds to time (after the first, each follows --keys answers: round2, ...)")
-    ap.add_argument("--method", default="aspl-margin")
+    ap.add_argument("--method", default="aspl-guarded", help="the app's default (%(default)s)")
     ap.add_argument("--classifier", default="batched", choices=("batched", "liblinear"),
                     help="the engine setting classifier (one-vs-all SVMs)")
     ap.add_argument("--engine", default="{}", help="more JSON engine settings, e.g. '{\"query_size\": 50}'")

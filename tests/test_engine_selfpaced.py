@@ -177,6 +177,7 @@ def test_the_guarded_variant_sets_pace_queries_and_guard_and_explicit_settings_w
 
     eng = make_engine("aspl-guarded", min_labels=1)
     s = eng.settings
-    assert (s.query_measure, s.lambda_start, s.lambda_step, s.support_similarity) == ("score_margin", 0.9, 0.0, 0.6)
+    assert (s.query_measure, s.lambda_start, s.lambda_step) == ("score_margin", 0.9, 0.0)
+    assert (s.support_similarity, s.support_quantile, s.separate_gap) == (0.7, 0.95, 0.15)
     assert make_engine("aspl-guarded", support_similarity=None, lambda_start=0.5).settings.support_similarity is None
     assert make_engine("aspl-margin").settings.support_similarity is None  # the others keep the paper's rule
