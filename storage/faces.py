@@ -257,6 +257,21 @@ class FacesMixin(_Host):
             return [r[0] for r in self.db.execute("SELECT id FROM faces ORDER BY id").fetchall()]
         return [r[0] for r in self.db.execute("SELECT id FROM faces WHERE status = ? ORDER BY id", [status]).fetchall()]
 
+    def first_open(self, face_ids: Sequence[int], limit: int) -> list[int]:
+        """The first ``limit`` of ``face_ids`` (in their order) that nobody has answered (status ok, not
+        hidden, no live label of any kind), looked up in chunks: no set of every labelled face is built."""
+        out: list[int] = []
+        ids = [int(f) for f in face_ids]
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            open_ = {r[0] for r in self.db.execute(
+                f"SELECT id FROM faces WHERE id IN ({','.join('?' * len(chunk))}) AND status = 'ok' "
+                "AND human = 0 AND auto = 0 AND hidden = 0", chunk).fetchall()}
+            out += [f for f in chunk if f in open_]
+            if len(out) >= limit:
+                break
+        return out[:limit]
+
     def open_face_ids(self, limit: int, exclude: Sequence[int] = ()) -> list[int]:
         """Faces nobody has answered yet (status ok, not hidden, no live label of any kind), smallest box
         first (bystanders before subjects), at most ``limit``, without ``exclude``."""

@@ -283,3 +283,8 @@ def m012_strangers_and_quality(db) -> None:
     db.raw("DROP INDEX faces_open")
     db.raw("CREATE INDEX faces_open ON faces(auto, id) WHERE status = 'ok' AND human = 0 AND hidden = 0")
     db.raw("CREATE INDEX actions_created ON actions(created_at)")
+
+
+@migration
+def m013_labels_by_person(db) -> None:
+    db.raw("CREATE INDEX labels_live_person ON labels(source, revoked, person_id, confidence, face_id)")

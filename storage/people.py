@@ -216,6 +216,30 @@ class PeopleMixin(_Host):
             rows = [r for r in rows if r["person_id"] == person_id]
         return rows
 
+    def auto_label_counts(self) -> dict[int, int]:
+        """Live auto-labels per person (ids resolved through merges), from one aggregate query."""
+        m = self._merge_map()
+        out: dict[int, int] = {}
+        for pid, n in self.db.execute("SELECT person_id, COUNT(*) FROM labels WHERE revoked = 0 AND source = 'auto' "
+                                      "GROUP BY person_id").fetchall():
+            p = m.get(pid, pid)
+            out[p] = out.get(p, 0) + int(n)
+        return out
+
+    def top_auto_labels(self, person_id: int, limit: int, exclude: Sequence[int] = ()) -> list[dict]:
+        """A person's live auto-labels (those of people merged into them too), most confident first (then by
+        face id), at most ``limit``, without the faces in ``exclude``; ``person_id`` as given."""
+        m = self._merge_map()
+        ids = [int(person_id)] + [k for k, v in m.items() if v == person_id]
+        skip = {int(f) for f in exclude}
+        rows = self._rows(f"SELECT * FROM labels WHERE revoked = 0 AND source = 'auto' AND person_id IN "
+                          f"({','.join('?' * len(ids))}) ORDER BY COALESCE(confidence, 0) DESC, face_id LIMIT ?",
+                          [*ids, int(limit) + len(skip)])
+        rows = [r for r in rows if r["face_id"] not in skip][:limit]
+        for r in rows:
+            r["person_id"] = int(person_id)
+        return rows
+
     def label(self, label_id: int) -> dict:
         rows = self._rows("SELECT * FROM labels WHERE id = ?", [label_id])
         if not rows:

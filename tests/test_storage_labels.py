@@ -92,3 +92,30 @@ def test_person_names_are_normalised_and_unique(fresh_db):
         fresh_db.person_id("Zed")
     with pytest.raises(ValueError, match="empty"):
         fresh_db.person_id("  ", create=True)
+
+
+def test_auto_label_counts_and_a_persons_most_confident_auto_labels_follow_merges(fresh_db):
+    _, fids = _image(fresh_db, "a", [_face() for _ in range(5)])
+    ann, bob = fresh_db.person_id("Ann", create=True), fresh_db.person_id("Bob", create=True)
+    fresh_db.replace_auto_labels(1, [(fids[0], ann, 0.5), (fids[1], ann, 0.9), (fids[2], bob, 0.7),
+                                     (fids[3], bob, 0.0), (fids[4], ann, 0.9)])
+    assert fresh_db.auto_label_counts() == {ann: 3, bob: 2}
+    top = fresh_db.top_auto_labels(ann, 2)
+    assert [r["face_id"] for r in top] == [fids[1], fids[4]]  # most confident first, then by face
+    assert [r["face_id"] for r in fresh_db.top_auto_labels(ann, 2, exclude=[fids[1]])] == [fids[4], fids[0]]
+    fresh_db.set_merged_into(bob, ann)  # Bob was Ann all along
+    assert fresh_db.auto_label_counts() == {ann: 5}
+    top = fresh_db.top_auto_labels(ann, 5)
+    assert [r["face_id"] for r in top] == [fids[1], fids[4], fids[2], fids[0], fids[3]]
+    assert {r["person_id"] for r in top} == {ann}
+
+
+def test_first_open_keeps_the_order_and_skips_answered_faces(fresh_db):
+    _, fids = _image(fresh_db, "a", [_face() for _ in range(4)])
+    ann = fresh_db.person_id("Ann", create=True)
+    fresh_db.add_label(fids[1], ann, "human", 1.0, annotator="t")
+    fresh_db.replace_auto_labels(1, [(fids[3], ann, 0.9)])
+    order = [fids[3], fids[2], fids[1], fids[0]]
+    assert fresh_db.first_open(order, 5) == [fids[2], fids[0]]
+    assert fresh_db.first_open(order, 1) == [fids[2]]
+    assert fresh_db.first_open([], 3) == []
