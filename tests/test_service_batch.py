@@ -230,3 +230,25 @@ def test_a_tight_subgroup_less_like_the_named_faces_than_each_other_is_someone_e
     assert set(person.face_ids) == set(adas[4:])
     assert set(next(g for g in groups if g.key == f"check-{ada}").face_ids) == set(bob)
     assert any(set(bob) <= set(g.face_ids) for g in groups if g.kind == "cluster")
+
+
+def test_a_cluster_leaves_out_a_tight_subgroup_far_less_like_its_centre_than_like_each_other():
+    """Two lookalike people in one greedy cluster (members within 0.6 of the centre): with ``separate``
+    the other person's tight faces leave the centre's group and form their own."""
+    import numpy as np
+
+    from aspl.service.batch import similarity_groups
+
+    rng = np.random.default_rng(0)
+    a = np.zeros(16)
+    a[0] = 1.0
+    b = np.zeros(16)
+    b[0], b[1] = 0.7, np.sqrt(1 - 0.49)  # the other person: 0.7 from the first
+    X = np.concatenate([a + 0.08 * rng.normal(size=(6, 16)), b + 0.05 * rng.normal(size=(4, 16))])
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    ids = np.arange(100, 110)
+    mean = np.zeros(16, np.float32)  # compare as they are
+    merged = similarity_groups(ids, X, 0.6, 48, 5, mean)
+    assert len(merged) == 1 and len(merged[0].face_ids) == 10  # one greedy group of both people
+    split = similarity_groups(ids, X, 0.6, 48, 5, mean, separate=True)
+    assert [sorted(g.face_ids) for g in split] == [list(range(100, 106)), list(range(106, 110))]
