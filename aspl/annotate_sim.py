@@ -36,6 +36,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .methods.video import iou
 from .service.views import PERSON_KINDS
 
 log = logging.getLogger("aspl.annotate_sim")
@@ -51,10 +52,12 @@ def prominent_faces(faces: list[dict]) -> int | None:
     the subject's: on lfw-dev it was taken for the subject in 7 of 2,155 photos)."""
     if not faces:
         return None
+    from models.detection import clip_box
+
     boxes = []
     for f in faces:
         w, h = f["width"] or f["x2"], f["height"] or f["y2"]
-        boxes.append((max(f["x1"], 0.0), max(f["y1"], 0.0), min(f["x2"], w), min(f["y2"], h), w, h))
+        boxes.append((*clip_box((f["x1"], f["y1"], f["x2"], f["y2"]), w, h), w, h))
     area = [max(0.0, x2 - x1) * max(0.0, y2 - y1) for x1, y1, x2, y2, _, _ in boxes]
     big = [i for i, a in enumerate(area) if a >= 0.5 * max(area)]
 
@@ -91,8 +94,8 @@ def folder_truth(lib: Any, root: Path, fixes: list[dict] | None = None) -> dict[
         for f in faces:
             truth[int(f["face_id"])] = person if f["face_id"] == main else None
         for fix in by_photo.get(path.name, ()):
-            best = max(faces, key=lambda f: _iou((f["x1"], f["y1"], f["x2"], f["y2"]), fix["box"]))
-            if _iou((best["x1"], best["y1"], best["x2"], best["y2"]), fix["box"]) >= 0.5:
+            best = max(faces, key=lambda f: iou((f["x1"], f["y1"], f["x2"], f["y2"]), fix["box"]))
+            if iou((best["x1"], best["y1"], best["x2"], best["y2"]), fix["box"]) >= 0.5:
                 truth[int(best["face_id"])] = str(fix["person"])
     return truth
 
@@ -107,14 +110,6 @@ def load_truth_fixes(path: str | Path | None) -> list[dict]:
         if not {"photo", "box", "person"} <= set(f) or len(f["box"]) != 4:
             raise ValueError(f"{path}: a truth fix needs photo, box (4 numbers) and person, got {f!r}")
     return list(faces)
-
-
-def _iou(a: Any, b: Any) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def unique_prefix(name: str, others: list[str]) -> int:

@@ -167,6 +167,13 @@ def drop_overlapping(faces: Sequence[DetectedFace], max_overlap: float = 0.6) ->
     return kept
 
 
+def clip_box(box: Sequence[float], width: float, height: float) -> tuple[float, float, float, float]:
+    """The part of ``box`` (x1, y1, x2, y2) inside a ``width`` x ``height`` photo: MTCNN's box of a face cut
+    by the photo's edge reaches outside it."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))
+
+
 def most_prominent(faces: Sequence[DetectedFace], image_size: tuple[int, int]) -> int | None:
     """Index of the largest face nearest the centre (area inside the photo x centrality), or None: a face
     cut by the photo's edge counts by its visible part (its box reaches outside the photo)."""
@@ -176,8 +183,7 @@ def most_prominent(faces: Sequence[DetectedFace], image_size: tuple[int, int]) -
     half_diag = 0.5 * float(np.hypot(w, h))
 
     def score(f: DetectedFace) -> float:
-        x1, y1, x2, y2 = f.box
-        x1, y1, x2, y2 = max(x1, 0.0), max(y1, 0.0), min(x2, float(w)), min(y2, float(h))  # the visible part
+        x1, y1, x2, y2 = clip_box(f.box, w, h)  # the visible part
         d = float(np.hypot((x1 + x2) / 2 - w / 2, (y1 + y2) / 2 - h / 2))
         return max(0.0, x2 - x1) * max(0.0, y2 - y1) * max(0.05, 1.0 - d / half_diag)
 

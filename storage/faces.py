@@ -167,9 +167,9 @@ class FacesMixin(_Host):
     # --------------------------------------------------------------- quality
     def face_quality(self) -> dict[str, float]:
         """The thresholds below which a face is *hidden* (kept, never queued, trained on or counted as
-        remaining): ``min_px``, the shorter side of its box in photo pixels (the part inside the photo); ``min_prob``, its detection
-        probability; ``min_rel``, its size relative to the largest face of its photo (bystanders behind
-        the subject). 0 switches each off."""
+        remaining): ``min_px``, the shorter side of its box in photo pixels (the part inside the photo);
+        ``min_prob``, its detection probability; ``min_rel``, its size relative to the largest face of its
+        photo (bystanders behind the subject). 0 switches each off."""
         q = self.get_setting(QUALITY_SETTING) or {}
         return {k: float(q.get(k, 0.0)) for k in QUALITY_KEYS}
 

@@ -24,11 +24,11 @@ from .selection import (
     UNLABELLED,
     NeighbourIndex,
     SelfPacedSelection,
+    impostor_similarity,
     mean_distances,
     select_lowest,
     self_paced_labels,
     self_paced_select,
-    impostor_similarity,
     supported,
 )
 from .summary import summarize_model

@@ -41,6 +41,9 @@ __all__ = [
     "nearest_rows_float64",
     "NeighbourIndex",
     "seed_new_person",
+    "supported",
+    "impostor_similarity",
+    "apart_from_reference",
 ]
 
 #: Label value of a face that has no (human or pseudo) label.
@@ -452,15 +455,9 @@ def supported(X: np.ndarray, rows: np.ndarray, persons: np.ndarray, ref_rows: np
         if separate_gap is not None:
             keep = idx[ok[idx]]
             if keep.size >= separate_min:
-                Z = center_embeddings(X[rows[keep]], mu)
-                need = best[ok[idx]] + separate_gap
-                comp = Z if keep.size <= max_companions else Z[np.linspace(0, keep.size - 1, max_companions).astype(np.int64)]
-                close = np.zeros(keep.size, np.int64)
-                for c in range(0, keep.size, 1024):
-                    S = Z[c:c + 1024] @ comp.T
-                    close[c:c + 1024] = (S >= need[c:c + 1024, None]).sum(axis=1)
-                # a face is its own companion (similarity 1) when it is among them: not counted
-                ok[keep[close - (need <= 1.0) >= separate_min - 1]] = False
+                apart = apart_from_reference(center_embeddings(X[rows[keep]], mu), best[ok[idx]], separate_gap,
+                                             separate_min, max_companions)
+                ok[keep[apart]] = False
     return ok
 
 
@@ -480,3 +477,24 @@ def impostor_similarity(X: np.ndarray, rows: np.ndarray, persons: np.ndarray, me
     S[persons[q][:, None] == persons[r][None, :]] = -np.inf
     best = S.max(axis=1)
     return best[np.isfinite(best)].astype(np.float32)
+
+
+def apart_from_reference(Z: np.ndarray, reference: np.ndarray, gap: float, min_faces: int = 3,
+                         max_companions: int = 4000) -> np.ndarray:
+    """Per row of ``Z`` (unit rows): are at least ``min_faces - 1`` *other* rows (among ``max_companions``
+    evenly spaced ones) at inner product >= its ``reference`` similarity + ``gap``? A tight group lying
+    well apart from what it was compared with (its nearest named face, a cluster's centre): someone else.
+    Works in blocks of 1,024 rows."""
+    n = Z.shape[0]
+    comp = np.arange(n) if n <= max_companions else np.linspace(0, n - 1, max_companions).astype(np.int64)
+    pos = np.full(n, -1, np.int64)
+    pos[comp] = np.arange(comp.size)
+    need = np.asarray(reference, np.float64) + gap
+    close = np.zeros(n, np.int64)
+    for c in range(0, n, 1024):
+        S = Z[c:c + 1024] @ Z[comp].T
+        hit = S >= need[c:c + 1024, None]
+        own = np.flatnonzero(pos[c:c + 1024] >= 0)
+        hit[own, pos[c + own]] = False  # a row is not its own companion
+        close[c:c + 1024] = hit.sum(axis=1)
+    return close >= min_faces - 1

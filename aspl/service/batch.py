@@ -9,6 +9,7 @@ import numpy as np
 from storage import Library
 
 from ..engine.preprocess import center_embeddings
+from ..engine.selection import apart_from_reference
 
 from .annotate import (SUGGEST_NEIGHBOURS, SUGGEST_TEMPERATURE, label_face, mark_face, merge_evidence,
                        neighbour_votes, undo_label, unmark_not_face)
@@ -65,10 +66,8 @@ def similarity_groups(ids: np.ndarray, X: np.ndarray, sim_min: float, size: int,
         members = np.flatnonzero(A[c])
         members = members[np.argsort(-S[c, members])][:size]
         if separate:  # a tight subgroup far less like the centre than like each other: someone else
-            sub = S[np.ix_(members, members)]
-            gap = CLUSTER_SEPARATE_GAP
-            close = (sub >= S[c, members][:, None] + gap).sum(axis=1) - (S[c, members] + gap <= sub.diagonal())
-            members = members[(close < SEPARATE_MIN_FACES - 1) | (members == c)]
+            apart = apart_from_reference(Xn[members], S[c, members], CLUSTER_SEPARATE_GAP, SEPARATE_MIN_FACES)
+            members = members[~apart | (members == c)]
             if members.size < 2:
                 alive[c] = False
                 continue
@@ -252,12 +251,10 @@ class BatchMixin:
         if len(faces) < SEPARATE_MIN_FACES:
             return set()
         ids, X = self.library.embeddings(self.backbone, list(faces))
-        Z = center_embeddings(X, self._library_mean())
-        S = Z @ Z.T
-        np.fill_diagonal(S, -np.inf)
-        need = np.array([support.get(int(f), -1.0) for f in ids]) + SEPARATE_GAP
-        close = (S >= need[:, None]).sum(axis=1)
-        return {int(f) for f, n in zip(ids, close) if n >= SEPARATE_MIN_FACES - 1}
+        apart = apart_from_reference(center_embeddings(X, self._library_mean()),
+                                     np.array([support.get(int(f), -1.0) for f in ids]), SEPARATE_GAP,
+                                     SEPARATE_MIN_FACES)
+        return {int(f) for f, a in zip(ids, apart) if a}
 
     def _nearest_named(self, face_ids: Sequence[int]) -> dict[int, float]:
         """Face -> its similarity (:meth:`_named_similarity`) with the nearest face named anyone; faces with
