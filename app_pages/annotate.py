@@ -180,6 +180,8 @@ def _batch_target(g) -> tuple[int | str | None, dict[str, str]]:
     pending name question."""
     if g.kind in PERSON_KINDS:
         return g.person_id, {}
+    if g.kind == "guesses":  # each face has its own person
+        return "guesses", {}
     box = f"kb_bname_{g.key}"
     typed = st.selectbox("**N** · Who are they?", options=svc.person_names(), index=None, accept_new_options=True,
                          key=box, placeholder="type a name and press Enter")
@@ -201,26 +203,38 @@ def batch() -> None:
     st.caption("Untick the faces that do not belong, then accept the rest in one action. Keys: J / K or the "
                "arrows move between faces, Space ticks, I inverts the ticks, N names, A accepts, U undoes, Esc "
                "leaves the name box." + (" Unticked faces are recorded as *not this person*."
-                                         if g.kind in PERSON_KINDS else ""))
+                                         if g.kind in PERSON_KINDS else "")
+               + (" Each face is accepted as the name under it; unticked faces are recorded as *not that "
+                  "person*. G first marks the ticked ones as strangers when most are bystanders."
+                  if g.kind == "guesses" else ""))
+    guessed = svc.library.names_of_people() if g.kind == "guesses" else {}
     for row in range(0, len(g.face_ids), BATCH_COLS):  # one row of columns at a time: tiles in reading order
         for col, f in zip(st.columns(BATCH_COLS), g.face_ids[row:row + BATCH_COLS]):
             with col.container(key=f"bface_{f}"):
                 st.image(common.crop(f), width="stretch")
-                st.checkbox(f"#{f} · {g.scores.get(f, 0):.2f}", value=True, key=f"bsel_{g.key}_{f}")
+                who_is = f"{guessed.get(g.persons.get(f), '?')} · " if guessed else ""
+                st.checkbox(f"#{f} · {who_is}{g.scores.get(f, 0):.2f}", value=True, key=f"bsel_{g.key}_{f}")
     selected = [f for f in g.face_ids if st.session_state.get(f"bsel_{g.key}_{f}", True)]
     deselected = [f for f in g.face_ids if f not in selected]
     target, asked = _batch_target(g)
     as_whom = svc.person_name(target) if isinstance(target, int) else target
-    person_kind = g.kind in PERSON_KINDS
+    person_kind = g.kind in PERSON_KINDS or g.kind == "guesses"
+    if g.kind == "guesses":
+        as_whom = "their best guesses"
     label = f"Accept {len(selected)} face(s)" + (f" as {as_whom}" if as_whom else "")
     if person_kind and not selected:
-        label = f"None of the {len(deselected)} is {as_whom}"
+        label = f"None of the {len(deselected)} is " + ("the name shown" if g.kind == "guesses" else as_whom)
 
     def _accept() -> None:
-        n = common.guarded(svc.accept_batch, selected, target, who, deselected=deselected if person_kind else ())
+        if g.kind == "guesses":
+            n = common.guarded(svc.accept_guesses, g.persons, selected, who, deselected=deselected)
+        else:
+            n = common.guarded(svc.accept_batch, selected, target, who, deselected=deselected if person_kind else ())
         if n is not None:
             common.flash("success", f"Labelled {n} face(s)" + (f" as {as_whom}" if as_whom else "")
-                         + (f"; {len(deselected)} recorded as not {as_whom}." if person_kind and deselected else "."))
+                         + (f"; {len(deselected)} recorded as not "
+                            + ("the name shown." if g.kind == "guesses" else f"{as_whom}.")
+                            if person_kind and deselected else "."))
 
     def _invert() -> None:
         for f in g.face_ids:
@@ -236,7 +250,7 @@ def batch() -> None:
     c1.button(f"**A** · {label}", key="batch_accept", type="primary", on_click=_accept,
               disabled=target is None or not (selected or (person_kind and deselected)), width="stretch")
     c2.button(f"**G** · {len(selected)} ticked are strangers", key="batch_strangers", on_click=_strangers,
-              disabled=not selected or person_kind, width="stretch",
+              disabled=not selected or g.kind in PERSON_KINDS, width="stretch",
               help="Real faces nobody needs named (bystanders): they leave the questions and the training.")
     c3.button("**I** · Invert", key="batch_invert", on_click=_invert, width="stretch",
               help="Tick the unticked faces and untick the ticked ones (when most of the group is wrong)")
@@ -244,7 +258,7 @@ def batch() -> None:
         _undo_button("batch_undo")
     keys = {"a": "batch_accept", "g": "batch_strangers", "u": "batch_undo", "i": "batch_invert",
             "space": "@toggle", **common.grid_keys(BATCH_COLS)}
-    if not person_kind:
+    if not person_kind:  # a name box to type in
         keys["n"] = f"kb_bname_{g.key}"
     keys.update(asked)
     common.keyboard(keys, f"{g.key}:{target}", grid="bface_")

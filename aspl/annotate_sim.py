@@ -207,15 +207,29 @@ class AnnotatorSim:
             if g.key in tried:
                 continue
             tried.add(g.key)
-            if people and g.kind not in PERSON_KINDS:
+            if people and g.kind not in (*PERSON_KINDS, "guesses"):
                 continue
-            if g.kind in PERSON_KINDS:  # a person's faces: accept, unticking the wrong ones
-                name = self.svc.person_name(g.person_id)
-                wrong = [f for f in g.face_ids if self.truth.get(f) != name]
+            if g.kind in (*PERSON_KINDS, "guesses"):  # named faces: accept, unticking the wrong ones
+                names = self.svc.library.names_of_people()
+                said = {f: names.get(self.svc.library.resolve_person(g.persons.get(f, g.person_id)))
+                        for f in g.face_ids}
+                wrong = [f for f in g.face_ids if self.truth.get(f) != said[f]]
                 keep = [f for f in g.face_ids if f not in wrong]
+                strangers = [f for f in wrong if self.truth.get(f) is None]
+                if g.kind == "guesses" and len(strangers) >= max(2, len(keep)):
+                    # mostly bystanders: G marks the ticked as strangers (the others unticked first); the
+                    # grid comes back without them
+                    self.svc.mark_batch(strangers, "stranger", ANNOTATOR)
+                    self.tally.add("batch_strangers", 2)
+                    toggles = min(len(g.face_ids) - len(strangers), 1 + len(strangers))
+                    if toggles:
+                        self.tally.add("batch_untick", 2 * toggles, n=toggles)
+                    return True
                 if not people and len(keep) < max(2, 0.5 * len(g.face_ids)):
                     continue  # mostly wrong: left for now (a final check comes later)
-                auto = {r["face_id"] for r in self.svc.library.label_rows(("auto",), person_id=g.person_id)}
+                auto = {r["face_id"]: r["person_id"] for r in self.svc.library.label_rows(("auto",))} \
+                    if g.kind == "guesses" else \
+                    {r["face_id"]: g.person_id for r in self.svc.library.label_rows(("auto",), person_id=g.person_id)}
                 t = self.tally
                 t.auto_shown += sum(f in auto for f in g.face_ids)
                 t.auto_shown_right += sum(f in auto for f in keep)
@@ -223,7 +237,10 @@ class AnnotatorSim:
                 t.probable_shown_right += sum(f not in auto for f in keep)
                 # A accepts the ticked faces and records the unticked ones as not this person; when most are
                 # wrong, I inverts the ticks first and the right ones are ticked
-                self.svc.accept_batch(keep, g.person_id, ANNOTATOR, deselected=wrong)
+                if g.kind == "guesses":
+                    self.svc.accept_guesses(g.persons, keep, ANNOTATOR, deselected=wrong)
+                else:
+                    self.svc.accept_batch(keep, g.person_id, ANNOTATOR, deselected=wrong)
                 self.tally.add("batch_review", 1)
                 toggles = min(len(wrong), 1 + len(keep))
                 if toggles:

@@ -408,3 +408,28 @@ def test_hidden_faces_are_shown_on_request_and_one_can_be_named_anyway(tmp_path,
     g = next(x for x in shown_ids if x in named)  # already named while hidden: it just joins the loop again
     at.button(key=f"unhide_{g}").click().run()
     assert f"it is named {truth[g]} already" in texts(at) and svc.library.face(g)["hidden"] == 0
+
+
+def test_batch_best_guesses_show_each_faces_name_and_accept_each_as_its_own(at):
+    svc = service(at)
+    lib = svc.library
+    rid = svc.run_round("admin")["round"]
+    lib.replace_auto_labels(rid, [])  # every face open: what the classifiers say is a guess
+    svc.set_loop_settings({"cluster_similarity": 0.999, "support_similarity": 0.999})
+    (g,) = [x for x in svc.batch_groups("alice") if x.kind == "guesses"]
+    at.segmented_control(key="ann_mode").set_value("Batch").run()
+    at.selectbox(key="batch_group").set_value(g.key).run()
+    assert not at.exception
+    boxes = {c.key: c for c in at.checkbox if c.key and c.key.startswith(f"bsel_{g.key}_")}
+    assert len(boxes) == len(g.face_ids)
+    for f in g.face_ids:  # each face carries its own guessed name
+        assert lib.person_name(g.persons[f]) in boxes[f"bsel_{g.key}_{f}"].label
+    out = g.face_ids[-1]
+    boxes[f"bsel_{g.key}_{out}"].uncheck().run()
+    assert "their best guesses" in at.button(key="batch_accept").label
+    at.button(key="batch_accept").click().run()
+    assert not at.exception and "recorded as not the name shown" in texts(at)
+    named = lib.face_persons(g.face_ids)
+    assert set(named) == set(g.face_ids) - {out}
+    assert all(named[f] == g.persons[f] for f in named)
+    assert (out, g.persons[out]) in lib.rejections()

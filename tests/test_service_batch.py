@@ -252,3 +252,76 @@ def test_a_cluster_leaves_out_a_tight_subgroup_far_less_like_its_centre_than_lik
     assert len(merged) == 1 and len(merged[0].face_ids) == 10  # one greedy group of both people
     split = similarity_groups(ids, X, 0.6, 48, 5, mean, separate=True)
     assert [sorted(g.face_ids) for g in split] == [list(range(100, 106)), list(range(106, 110))]
+
+
+def _guesses_only(svc):
+    """No clusters and no person groups by support: what a person's group would offer is a best guess."""
+    svc.set_loop_settings({"cluster_similarity": 0.999, "support_similarity": 0.999})
+
+
+def test_best_guesses_name_each_face_after_its_own_person_and_accept_in_one_undoable_action():
+    svc, truth, named = _two_named_two_not()
+    lib = svc.library
+    rid = svc.run_round("admin")["round"]
+    lib.replace_auto_labels(rid, [])
+    _guesses_only(svc)
+    groups = svc.batch_groups("alice")
+    (g,) = [x for x in groups if x.kind == "guesses"]
+    assert not any(x.kind == "person" for x in groups)
+    assert len(g.face_ids) == 2 * (8 - 3) and set(g.persons) == set(g.face_ids)
+    assert all(lib.person_name(g.persons[f]) == truth[f] for f in g.face_ids)  # its own person each
+    assert {lib.person_name(p) for p in g.persons.values()} == set(named)
+    assert g.title.startswith(f"Best guesses: {len(g.face_ids)} face(s) of 2 people")
+    scores = [g.scores[f] for f in g.face_ids]
+    assert scores == sorted(scores, reverse=True)  # surest first
+    keep, out = g.face_ids[1:], g.face_ids[:1]
+    assert svc.accept_guesses(g.persons, keep, "alice", deselected=out) == len(keep)
+    assert all(lib.person_name(lib.face_persons([f])[f]) == truth[f] for f in keep)
+    assert (out[0], g.persons[out[0]]) in lib.rejections()
+    assert not any(x.kind == "guesses" and set(keep) & set(x.face_ids) for x in svc.batch_groups("alice"))
+    act = svc.undo("alice")
+    assert act["kind"] == "batch_guesses"
+    assert not set(g.face_ids) & lib.labelled_face_ids() and (out[0], g.persons[out[0]]) not in lib.rejections()
+
+
+def test_best_guesses_need_the_groups_persons_and_a_face():
+    import pytest
+
+    from aspl.service import ServiceError
+
+    svc, truth, named = _two_named_two_not()
+    with pytest.raises(ServiceError, match="no faces selected"):
+        svc.accept_guesses({}, [], "alice")
+    with pytest.raises(ServiceError, match="no guessed person"):
+        svc.accept_guesses({}, [1], "alice")
+
+
+def test_a_persons_group_of_a_few_faces_joins_the_best_guesses_grid():
+    from aspl.service.batch import GUESS_FOLD
+
+    svc, truth, named = _two_named_two_not()
+    lib = svc.library
+    ada = lib.person_id(named[0])
+    left = [f for f, t in sorted(truth.items()) if t == named[0] and f not in lib.labelled_face_ids()]
+    for f in left[:len(left) - (GUESS_FOLD - 1)]:  # Ada keeps GUESS_FOLD - 1 faces to offer
+        lib.add_label(f, ada, "human", 1.0, annotator="tester")
+    rid = svc.run_round("admin")["round"]
+    lib.replace_auto_labels(rid, [])
+    svc.set_loop_settings({"cluster_similarity": 0.999})
+    groups = svc.batch_groups("alice")
+    assert f"person-{ada}" not in {g.key for g in groups}
+    assert f"person-{lib.person_id(named[1])}" in {g.key for g in groups}  # five faces: a page of its own
+    (g,) = [x for x in groups if x.kind == "guesses"]
+    assert set(left[-(GUESS_FOLD - 1):]) <= set(g.face_ids) and all(g.persons[f] == ada for f in left[-3:])
+
+
+def test_pairs_of_similar_faces_come_after_the_open_sweep_and_never_twice():
+    svc, truth = synthetic_service(None, n_people=4, per_person=3)
+    assert [g.kind for g in svc.batch_groups("alice")] == ["cluster"] * 4  # three alike: a cluster first
+    for f in (1, 2, 3, 4):  # one face of each person is a stranger: the others are pairs
+        svc.stranger(f, "alice")
+    svc.set_loop_settings({"batch_size": 2})
+    groups = svc.batch_groups("alice")
+    assert [g.kind for g in groups] == ["open", "cluster", "cluster"]
+    assert groups[0].face_ids == [5, 6]  # the sweep takes its faces first (smallest, then by id)
+    assert [sorted(g.face_ids) for g in groups[1:]] == [[7, 11], [8, 12]]  # the pairs it left whole

@@ -34,6 +34,11 @@ OPEN_LIKENESS_MAX = 0.6  # ... of which those less similar than this to every na
 # 0.7-0.78 of one of his 60 named faces.
 SEPARATE_MIN_FACES = 3
 SEPARATE_GAP = 0.15
+GUESS_MIN = 0.5  # merged suggestion probability for a face to join the best-guesses grid
+GUESS_SUPPORT = 0.5  # ... and centred cosine with one of its guessed person's named faces (nearest neighbours)
+GUESS_SCORE = 0.0  # ... and whose own one-vs-all score is above this (bystanders get a guess, rarely a yes)
+GUESS_FOLD = 4  # a person's group smaller than this joins the best-guesses grid instead of a page of its own
+CLUSTER_FIRST = 3  # clusters of fewer faces come after the open sweep (they may join it)
 CLUSTER_SEPARATE_GAP = 0.2  # the same test for a cluster's members, against its centre (lfw-dev: 0.15 cost
 # 1-3 decisions on each 100-face slice; 0.2 none there, 20 people 65 / 105 -> 66 / 99, 62 people 321 -> 301)
 
@@ -86,6 +91,12 @@ def _undo_batch(svc: Any, lib: Library, p: dict, annotator: str) -> None:
     for f in p.get("rejections", []):
         lib.remove_rejection(f, p["person_id"], annotator)
     restore_auto(lib, p.get("revoked_auto", []), annotator)
+
+
+@undoable("batch_guesses", lambda p: f"confirmed {sum(len(x['labels']) for x in p['parts'])} best guesses")
+def _undo_batch_guesses(svc: Any, lib: Library, p: dict, annotator: str) -> None:
+    for part in reversed(p["parts"]):
+        _undo_batch(svc, lib, part, annotator)
 
 
 @undoable("batch_mark", lambda p: f"marked {len(p['marks'])} faces as {p['status'].replace('_', ' ')}s")
@@ -171,24 +182,34 @@ class BatchMixin:
         for rows in (*near.values(), *far.values()):
             rows.sort(key=lambda t: (-t[0], t[1]))
         claimed = {f for rows in near.values() for _, f in rows}
-        groups = []
+        groups, small = [], []
         for pid, rows in sorted(near.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:limit]:
             rows = rows[:size]
+            if len(rows) < GUESS_FOLD:  # a few faces: they join the best-guesses grid below
+                small += [(c, f, pid) for c, f in rows]
+                continue
             n_auto = sum(1 for _, f in rows if f in auto_faces)
             parts = ([f"{n_auto} auto-labelled"] if n_auto else []) \
                 + ([f"{len(rows) - n_auto} probable"] if len(rows) > n_auto else [])
             groups.append(BatchGroup(f"person-{pid}", "person", f"{names[pid]}: {', '.join(parts)} face(s)",
                                      [f for _, f in rows], pid, {f: c for c, f in rows}))
-        shown: set[int] = {f for g in groups for f in g.face_ids}
+        shown: set[int] = {f for g in groups for f in g.face_ids} | {f for _, f, _ in small}
         n_before = len(groups)
         unclaimed = [f for f in pool if f not in claimed] + sorted(f for rows in far.values() for _, f in rows)
+        later = []  # clusters of a few faces: mostly pairs of bystanders, shown after the open sweep
         for g in self._clusters(size, unclaimed):
             faces = [f for f in g.face_ids if f not in busy]
-            if len(faces) >= 2:
+            if len(faces) >= CLUSTER_FIRST:
                 groups.append(dataclasses.replace(g, face_ids=faces))
                 shown.update(faces)
-            if len(groups) - n_before >= limit:
+            elif len(faces) >= 2:
+                later.append(dataclasses.replace(g, face_ids=faces))
+            if len(groups) + len(later) - n_before >= limit:
                 break
+        guesses = self._guess_group(size, small, [f for f in pool if f not in shown and f not in busy])
+        if guesses is not None:
+            groups.append(guesses)
+            shown.update(guesses.face_ids)
         for pid, rows in sorted(far.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:limit]:
             rows = rows[:size]
             groups.append(BatchGroup(f"check-{pid}", "check",
@@ -204,7 +225,35 @@ class BatchMixin:
             groups.append(BatchGroup(f"open-{rest[0]}", "open",
                                      f"Not named yet #{rest[0]}: {len(rest)} face(s), least like anyone named "
                                      "first", rest, None, {f: like.get(f, -1.0) for f in rest}))
+        swept = set(rest)
+        for g in later:
+            faces = [f for f in g.face_ids if f not in swept]
+            if len(faces) >= 2:
+                groups.append(dataclasses.replace(g, face_ids=faces, title=f"Unnamed group #{faces[0]}: "
+                                                  f"{len(faces)} similar faces"))
         return groups
+
+    def _guess_group(self, size: int, small: list[tuple[float, int, int]], pool: Sequence[int]
+                     ) -> BatchGroup | None:
+        """The best-guesses grid: faces of several people, each shown with its likeliest person, confirmed
+        in one action. It holds ``small`` (``(score, face, person)`` of person groups too small for a page)
+        and the faces of ``pool`` whose top suggestion (:meth:`_guesses`) has probability >=
+        :data:`GUESS_MIN` and lies near one of that person's named faces (centred cosine >=
+        :data:`GUESS_SUPPORT`): after a few rounds, mostly the odd faces of people already named, which
+        would otherwise be asked one by one. Surest first, at most ``size``."""
+        guesses = self._guesses(pool)
+        cand = [(prob, f, p) for f, (p, prob, own) in guesses.items() if prob >= GUESS_MIN and own > GUESS_SCORE]
+        cand.sort(key=lambda t: (-t[0], t[1]))
+        cand = cand[:4 * size]
+        sims = self._named_similarity([(f, p) for _, f, p in cand])
+        rows = small + [t for t, v in zip(cand, sims) if v is not None and v >= GUESS_SUPPORT]
+        rows = rows[:size]
+        if len(rows) < 2:
+            return None
+        people = len({p for _, _, p in rows})
+        return BatchGroup(f"guesses-{min(f for _, f, _ in rows)}", "guesses",
+                          f"Best guesses: {len(rows)} face(s) of {people} people, each with its likeliest name",
+                          [f for _, f, _ in rows], None, {f: c for c, f, _ in rows}, {f: p for _, f, p in rows})
 
     def _named_similarity(self, pairs: Sequence[tuple[int, int | None]]) -> list[float | None]:
         """Per ``(face, person)``: the centred cosine similarity (:func:`~aspl.engine.preprocess.center_embeddings`, library mean) of the
@@ -286,14 +335,27 @@ class BatchMixin:
         return pool
 
     def _probable(self, pool: Sequence[int]) -> dict[int, list[tuple[float, int]]]:
-        """person -> ``[(probability, face)]`` of the faces of ``pool`` whose top suggestion (the same
-        calibrated ranking as :meth:`suggestions`, people rejected for the face left out) is that person
-        with probability >= :data:`PROBABLE_MIN` and a positive one-vs-all score. Empty before the first
-        round."""
+        """person -> ``[(probability, face)]`` of the faces of ``pool`` whose top suggestion (:meth:`_guesses`)
+        is that person with probability >= :data:`PROBABLE_MIN` and a positive one-vs-all score. Empty before
+        the first round."""
+        out: dict[int, list[tuple[float, int]]] = {}
+        for f, (p, prob, own) in self._guesses(pool).items():
+            if prob >= PROBABLE_MIN and own > PROBABLE_SCORE:  # its own one-vs-all classifier says yes
+                out.setdefault(p, []).append((prob, f))
+        return out
+
+    def _guesses(self, pool: Sequence[int]) -> dict[int, tuple[int, float, float]]:
+        """face -> ``(person, probability, own score)``: the top suggestion of each face of ``pool`` (the same
+        calibrated ranking as :meth:`suggestions`, people rejected for the face left out), its merged
+        probability and the person's own one-vs-all score (-inf for a person without a classifier yet).
+        Empty before the first round; cached until the labelling state changes."""
         lib, backbone = self.library, self.backbone
         model = self._model()
         if model is None or not len(getattr(model, "classes_", [])) or not pool:
             return {}
+        key = (lib.change_marker(), backbone, id(model), hash(tuple(pool)))
+        if self._guess_cache is not None and self._guess_cache[0] == key:
+            return self._guess_cache[1]
         rejected = lib.rejections()
         ids, X = lib.embeddings(backbone, list(pool))
         if len(ids) == 0 or model.n_features_in_ != X.shape[1]:
@@ -312,17 +374,16 @@ class BatchMixin:
         human = lib.face_persons(everyone)
         auto = lib.face_persons([n for n in everyone if n not in human], ("auto",))
         names = lib.names_of_people()
-        out: dict[int, list[tuple[float, int]]] = {}
+        out: dict[int, tuple[int, float, float]] = {}
         for i, f in enumerate(int(v) for v in ids):
             clf = {int(classes[j]): float(probs[i, j]) for j in top[i]}
             votes, _ = neighbour_votes([int(n) for n in nbrs[i] if n >= 0 and n != f], human, auto)
             merged = merge_evidence(clf, votes)
             ranked = sorted((p for p in merged if p in names and (f, p) not in rejected), key=lambda p: -merged[p])
-            if not ranked or merged[ranked[0]] < PROBABLE_MIN:
-                continue
-            col = column.get(ranked[0])
-            if col is not None and sc[i, col] > PROBABLE_SCORE:  # its own one-vs-all classifier says yes
-                out.setdefault(ranked[0], []).append((merged[ranked[0]], f))
+            if ranked:
+                col = column.get(ranked[0])
+                out[f] = (ranked[0], merged[ranked[0]], float(sc[i, col]) if col is not None else float("-inf"))
+        self._guess_cache = (key, out)
         return out
 
     def _clusters(self, size: int, pool: Sequence[int], max_clusters: int = 12) -> list[BatchGroup]:
@@ -371,22 +432,7 @@ class BatchMixin:
         with self._lock, self.library.transaction():
             lib = self.library
             pid, created = person_for(lib, person, annotator)
-            labelled = lib.labelled_face_ids(("human", "seed"))
-            done, revoked_auto = [], []
-            for f in face_ids:
-                f = int(f)
-                if f in labelled or lib.face(f)["status"] != "ok":
-                    continue
-                done.append(label_face(lib, f, pid, annotator))
-            rejections = []
-            for f in deselected:
-                f = int(f)
-                for r in lib.label_rows(("auto",), face_id=f):
-                    if r["person_id"] == pid:
-                        lib.revoke_label(r["id"], annotator)
-                        revoked_auto.append(r["id"])
-                if lib.add_rejection(f, pid, annotator):
-                    rejections.append(f)
+            done, rejections, revoked_auto = _accept_part(lib, face_ids, pid, annotator, deselected)
             lib.release_leases(annotator, [int(f) for f in [*face_ids, *deselected]])
             lib.add_action(annotator, SCOPE_ANNOTATE, "batch", {"person_id": pid, "name": lib.person_name(pid),
                                                                 "labels": done, "rejections": rejections,
@@ -394,3 +440,57 @@ class BatchMixin:
                                                                 "created_person": pid if created else None})
             self._cluster_cache = None
             return len(done)
+
+    @answer
+    def accept_guesses(self, persons: dict[int, int], selected: Sequence[int], annotator: str,
+                       deselected: Sequence[int] = ()) -> int:
+        """The best-guesses grid in one undoable action: each ``selected`` face is labelled as its person in
+        ``persons`` (face -> person id, as :meth:`batch_groups` gives it); each ``deselected`` face is
+        recorded as not its person. Returns the faces labelled."""
+        annotator = self._check_annotator(annotator)
+        if not selected and not deselected:
+            raise ServiceError("no faces selected")
+        missing = [int(f) for f in [*selected, *deselected] if int(f) not in persons]
+        if missing:
+            raise ServiceError(f"faces {missing[:5]} have no guessed person; pass the group's persons")
+        with self._lock, self.library.transaction():
+            lib = self.library
+            names = lib.names_of_people()
+            parts = []
+            for pid in dict.fromkeys(int(persons[int(f)]) for f in [*selected, *deselected]):
+                pid = lib.resolve_person(pid)
+                if pid not in names:
+                    raise ServiceError(f"person {pid} does not exist (merged or deleted since the grid was drawn)")
+                sel = [f for f in selected if lib.resolve_person(int(persons[int(f)])) == pid]
+                de = [f for f in deselected if lib.resolve_person(int(persons[int(f)])) == pid]
+                done, rejections, revoked_auto = _accept_part(lib, sel, pid, annotator, de)
+                parts.append({"person_id": pid, "name": names[pid], "labels": done, "rejections": rejections,
+                              "revoked_auto": revoked_auto})
+            lib.release_leases(annotator, [int(f) for f in [*selected, *deselected]])
+            lib.add_action(annotator, SCOPE_ANNOTATE, "batch_guesses", {"parts": parts})
+            self._cluster_cache = None
+            return sum(len(p["labels"]) for p in parts)
+
+
+def _accept_part(lib: Library, face_ids: Sequence[int], pid: int, annotator: str, deselected: Sequence[int]
+                 ) -> tuple[list[dict], list[int], list[int]]:
+    """Label ``face_ids`` as ``pid`` (faces with a human label or not ``ok`` skipped) and record
+    ``deselected`` as not ``pid`` (their auto-labels of ``pid`` revoked); returns the undo payloads
+    ``(labels, rejections, revoked auto-label ids)``."""
+    labelled = lib.labelled_face_ids(("human", "seed"))
+    done, revoked_auto = [], []
+    for f in face_ids:
+        f = int(f)
+        if f in labelled or lib.face(f)["status"] != "ok":
+            continue
+        done.append(label_face(lib, f, pid, annotator))
+    rejections = []
+    for f in deselected:
+        f = int(f)
+        for r in lib.label_rows(("auto",), face_id=f):
+            if r["person_id"] == pid:
+                lib.revoke_label(r["id"], annotator)
+                revoked_auto.append(r["id"])
+        if lib.add_rejection(f, pid, annotator):
+            rejections.append(f)
+    return done, rejections, revoked_auto

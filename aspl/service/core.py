@@ -71,6 +71,7 @@ class ServiceCore:
         self._cluster_cache: tuple[Any, list] | None = None
         self._mean_cache: tuple[Any, Any] | None = None
         self._groups_cache: tuple[Any, list] | None = None
+        self._guess_cache: tuple[Any, dict] | None = None
 
     # ---------------------------------------------------------- plumbing
     @contextlib.contextmanager
@@ -115,6 +116,7 @@ class ServiceCore:
     def _forget_model(self) -> None:
         self._model_cache = None
         self._cluster_cache = None
+        self._guess_cache = None
 
     @staticmethod
     def _check_annotator(annotator: str) -> str:

@@ -36,7 +36,8 @@ class FaceView:
 class BatchGroup:
     """Faces to label in one action: ``kind`` ``person`` (a person's auto-labelled and probable faces),
     ``check`` (a person's auto-labels far from their named faces), ``cluster`` (similar unclear faces,
-    unnamed) or ``open`` (faces like nobody named)."""
+    unnamed), ``guesses`` (faces of several people, each with its own likeliest person in ``persons``) or
+    ``open`` (faces like nobody named)."""
 
     key: str
     kind: str
@@ -44,6 +45,7 @@ class BatchGroup:
     face_ids: list[int]
     person_id: int | None = None
     scores: dict[int, float] = field(default_factory=dict)
+    persons: dict[int, int] = field(default_factory=dict)  # kind "guesses": face -> its likeliest person
 
 
 #: Batch group kinds of one named person: unticked faces are recorded as not that person.
