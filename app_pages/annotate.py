@@ -203,7 +203,8 @@ def batch() -> None:
     st.caption("Untick the faces that do not belong, then accept the rest in one action. Keys: J / K or the "
                "arrows move between faces, Space ticks, I inverts the ticks, N names, A accepts, U undoes, Esc "
                "leaves the name box." + (" Unticked faces are recorded as *not this person*."
-                                         if g.kind in PERSON_KINDS else "")
+                                         if g.kind in PERSON_KINDS else " Once you name the group, its unticked "
+                                         "faces are recorded as *not that person*." if g.kind == "cluster" else "")
                + (" Each face is accepted as the name under it; unticked faces are recorded as *not that "
                   "person*. G first marks the ticked ones as strangers when most are bystanders."
                   if g.kind == "guesses" else ""))
@@ -229,12 +230,12 @@ def batch() -> None:
         if g.kind == "guesses":
             n = common.guarded(svc.accept_guesses, g.persons, selected, who, deselected=deselected)
         else:
-            n = common.guarded(svc.accept_batch, selected, target, who, deselected=deselected if person_kind else ())
+            n = common.guarded(svc.accept_batch, selected, target, who, deselected=deselected)
         if n is not None:
             common.flash("success", f"Labelled {n} face(s)" + (f" as {as_whom}" if as_whom else "")
                          + (f"; {len(deselected)} recorded as not "
                             + ("the name shown." if g.kind == "guesses" else f"{as_whom}.")
-                            if person_kind and deselected else "."))
+                            if deselected else "."))
 
     def _invert() -> None:
         for f in g.face_ids:

@@ -259,7 +259,7 @@ class AnnotatorSim:
             else:
                 names = self.svc.person_names()
                 known = name.lower() in (x.lower() for x in names)
-                self.svc.accept_batch(keep, name, ANNOTATOR)
+                self.svc.accept_batch(keep, name, ANNOTATOR, deselected=[f for f in g.face_ids if f not in keep])
                 self.tally.add("batch_accept", 3 + (unique_prefix(name, names) if known else len(name)))
             if unticks:
                 self.tally.add("batch_untick", 2 * unticks, n=unticks)

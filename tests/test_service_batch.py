@@ -325,3 +325,18 @@ def test_pairs_of_similar_faces_come_after_the_open_sweep_and_never_twice():
     assert [g.kind for g in groups] == ["open", "cluster", "cluster"]
     assert groups[0].face_ids == [5, 6]  # the sweep takes its faces first (smallest, then by id)
     assert [sorted(g.face_ids) for g in groups[1:]] == [[7, 11], [8, 12]]  # the pairs it left whole
+
+
+def test_faces_unticked_in_a_named_cluster_are_not_that_person_and_no_round_says_they_are():
+    svc, truth = synthetic_service(None, n_people=3, per_person=6)
+    lib = svc.library
+    g = next(x for x in svc.batch_groups("alice") if x.kind == "cluster")
+    name = truth[g.face_ids[0]]
+    other = next(f for f, t in truth.items() if t != name)  # a face of someone else, as if in the cluster
+    assert svc.accept_batch(g.face_ids, name, "alice", deselected=[other]) == len(g.face_ids)
+    pid = lib.person_id(name)
+    assert (other, pid) in lib.rejections()
+    svc.run_round("admin")
+    assert all(r["person_id"] != pid for r in lib.label_rows(("auto",), face_id=other))
+    svc.undo("alice")
+    assert (other, pid) not in lib.rejections()

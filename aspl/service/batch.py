@@ -422,8 +422,9 @@ class BatchMixin:
     def accept_batch(self, face_ids: Sequence[int], person: int | str, annotator: str,
                      deselected: Sequence[int] = ()) -> int:
         """Label the selected faces as ``person`` (id or name; a new name creates the person) in one action.
-        Deselected faces of a person's group are recorded as not that person (with nothing selected, the
-        action only does that). Returns the faces labelled."""
+        Deselected faces (of a person's group, or of a cluster the annotator named) are recorded as not that
+        person, so no round auto-labels them as that person (with nothing selected, the action only does
+        that; it needs an existing person). Returns the faces labelled."""
         annotator = self._check_annotator(annotator)
         if not face_ids and not deselected:
             raise ServiceError("no faces selected")
