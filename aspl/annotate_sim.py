@@ -227,9 +227,8 @@ class AnnotatorSim:
                     return True
                 if not people and len(keep) < max(2, 0.5 * len(g.face_ids)):
                     continue  # mostly wrong: left for now (a final check comes later)
-                auto = {r["face_id"]: r["person_id"] for r in self.svc.library.label_rows(("auto",))} \
-                    if g.kind == "guesses" else \
-                    {r["face_id"]: g.person_id for r in self.svc.library.label_rows(("auto",), person_id=g.person_id)}
+                auto = {r["face_id"] for r in self.svc.library.label_rows(
+                    ("auto",), **({} if g.kind == "guesses" else {"person_id": g.person_id}))}
                 t = self.tally
                 t.auto_shown += sum(f in auto for f in g.face_ids)
                 t.auto_shown_right += sum(f in auto for f in keep)

@@ -51,6 +51,11 @@ CLUSTER_SEPARATE_GAP = 0.2  # the same test for a cluster's members, against its
 # person 99.4% of the time.
 
 
+def cluster_title(faces: Sequence[int]) -> str:
+    """A cluster's title: unique and stable, by its first (centre) face."""
+    return f"Unnamed group #{faces[0]}: {len(faces)} similar faces"
+
+
 def similarity_groups(ids: np.ndarray, X: np.ndarray, sim_min: float, size: int,
                       max_clusters: int, mean: np.ndarray | None = None, separate: bool = False) -> list[BatchGroup]:
     """Greedy groups of faces whose centred cosine similarity (:func:`~aspl.engine.preprocess.center_embeddings`) to a centre face is
@@ -80,8 +85,7 @@ def similarity_groups(ids: np.ndarray, X: np.ndarray, sim_min: float, size: int,
                 continue
         alive[members] = False
         faces = [int(ids[m]) for m in members]
-        groups.append(BatchGroup(f"cluster-{faces[0]}", "cluster",
-                                 f"Unnamed group #{faces[0]}: {len(faces)} similar faces", faces, None,
+        groups.append(BatchGroup(f"cluster-{faces[0]}", "cluster", cluster_title(faces), faces, None,
                                  {int(ids[m]): float(S[c, m]) for m in members}))
     return groups
 
@@ -231,8 +235,7 @@ class BatchMixin:
         for g in later:
             faces = [f for f in g.face_ids if f not in swept]
             if len(faces) >= 2:
-                groups.append(dataclasses.replace(g, face_ids=faces, title=f"Unnamed group #{faces[0]}: "
-                                                  f"{len(faces)} similar faces"))
+                groups.append(dataclasses.replace(g, face_ids=faces, title=cluster_title(faces)))
         return groups
 
     def _guess_group(self, size: int, small: list[tuple[float, int, int]], pool: Sequence[int]
@@ -435,7 +438,8 @@ class BatchMixin:
         with self._lock, self.library.transaction():
             lib = self.library
             pid, created = person_for(lib, person, annotator)
-            done, rejections, revoked_auto = _accept_part(lib, face_ids, pid, annotator, deselected)
+            done, rejections, revoked_auto = _accept_part(lib, face_ids, pid, annotator, deselected,
+                                                          lib.labelled_face_ids(("human", "seed")))
             lib.release_leases(annotator, [int(f) for f in [*face_ids, *deselected]])
             lib.add_action(annotator, SCOPE_ANNOTATE, "batch", {"person_id": pid, "name": lib.person_name(pid),
                                                                 "labels": done, "rejections": rejections,
@@ -459,14 +463,15 @@ class BatchMixin:
         with self._lock, self.library.transaction():
             lib = self.library
             names = lib.names_of_people()
+            labelled = lib.labelled_face_ids(("human", "seed"))
+            whose = {int(f): lib.resolve_person(int(persons[int(f)])) for f in [*selected, *deselected]}
             parts = []
-            for pid in dict.fromkeys(int(persons[int(f)]) for f in [*selected, *deselected]):
-                pid = lib.resolve_person(pid)
+            for pid in dict.fromkeys(whose.values()):
                 if pid not in names:
                     raise ServiceError(f"person {pid} does not exist (merged or deleted since the grid was drawn)")
-                sel = [f for f in selected if lib.resolve_person(int(persons[int(f)])) == pid]
-                de = [f for f in deselected if lib.resolve_person(int(persons[int(f)])) == pid]
-                done, rejections, revoked_auto = _accept_part(lib, sel, pid, annotator, de)
+                sel = [f for f in selected if whose[int(f)] == pid]
+                de = [f for f in deselected if whose[int(f)] == pid]
+                done, rejections, revoked_auto = _accept_part(lib, sel, pid, annotator, de, labelled)
                 parts.append({"person_id": pid, "name": names[pid], "labels": done, "rejections": rejections,
                               "revoked_auto": revoked_auto})
             lib.release_leases(annotator, [int(f) for f in [*selected, *deselected]])
@@ -475,12 +480,11 @@ class BatchMixin:
             return sum(len(p["labels"]) for p in parts)
 
 
-def _accept_part(lib: Library, face_ids: Sequence[int], pid: int, annotator: str, deselected: Sequence[int]
-                 ) -> tuple[list[dict], list[int], list[int]]:
-    """Label ``face_ids`` as ``pid`` (faces with a human label or not ``ok`` skipped) and record
-    ``deselected`` as not ``pid`` (their auto-labels of ``pid`` revoked); returns the undo payloads
-    ``(labels, rejections, revoked auto-label ids)``."""
-    labelled = lib.labelled_face_ids(("human", "seed"))
+def _accept_part(lib: Library, face_ids: Sequence[int], pid: int, annotator: str, deselected: Sequence[int],
+                 labelled: set[int]) -> tuple[list[dict], list[int], list[int]]:
+    """Label ``face_ids`` as ``pid`` (faces in ``labelled``, those with a human or seed label, and faces not
+    ``ok`` skipped) and record ``deselected`` as not ``pid`` (their auto-labels of ``pid`` revoked); returns
+    the undo payloads ``(labels, rejections, revoked auto-label ids)``."""
     done, revoked_auto = [], []
     for f in face_ids:
         f = int(f)
