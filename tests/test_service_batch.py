@@ -340,3 +340,26 @@ def test_faces_unticked_in_a_named_cluster_are_not_that_person_and_no_round_says
     assert all(r["person_id"] != pid for r in lib.label_rows(("auto",), face_id=other))
     svc.undo("alice")
     assert (other, pid) not in lib.rejections()
+
+
+def test_best_guesses_follow_a_merge_and_a_deleted_person_is_an_error_that_labels_nothing():
+    import pytest
+
+    from aspl.service import ServiceError
+
+    svc, truth, named = _two_named_two_not()
+    lib = svc.library
+    rid = svc.run_round("admin")["round"]
+    lib.replace_auto_labels(rid, [])
+    _guesses_only(svc)
+    (g,) = [x for x in svc.batch_groups("alice") if x.kind == "guesses"]
+    ada, alan = (lib.person_id(n) for n in named)
+    ghost = lib.person_id("Nobody Here", create=True)
+    svc.delete_person(ghost, "alice")
+    bad = {**g.persons, g.face_ids[-1]: ghost}  # drawn before that person was deleted
+    with pytest.raises(ServiceError, match=f"person {ghost} does not exist"):
+        svc.accept_guesses(bad, g.face_ids, "alice")
+    assert not set(g.face_ids) & lib.labelled_face_ids()  # nothing half-done
+    svc.merge_people(ada, alan, "alice")  # the grid was drawn before the merge: Ada's faces go to Alan
+    assert svc.accept_guesses(g.persons, g.face_ids, "alice") == len(g.face_ids)
+    assert set(lib.face_persons(g.face_ids).values()) == {alan}
