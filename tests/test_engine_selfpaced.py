@@ -116,6 +116,33 @@ def test_supported_with_a_separate_gap_refuses_a_tight_group_far_from_the_named_
     assert two.all()  # a pair is not a group (separate_min = 3)
 
 
+def test_supported_refuses_one_claimed_face_among_unclaimed_faces_of_someone_else():
+    from aspl.engine.selection import supported
+
+    rng = np.random.default_rng(1)
+    ref = np.array([[1.0, 0.0, 0.0]])
+    near_ref = np.array([[0.9, 0.3, 0.3]])  # another face of the named person, claimed too
+    other = np.array([0.75, 0.66, 0.0]) + 0.01 * rng.normal(size=(4, 3))  # someone else: 0.75 from ref
+    X = np.concatenate([ref, near_ref, other])
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    rows = np.array([1, 2])  # the classifiers claimed one of the four faces of someone else
+    unnamed = np.arange(1, 6)
+    alone = supported(X, rows, np.full(2, 7), np.array([0]), np.array([7]), 0.7, separate_gap=0.15)
+    assert alone.all()  # its group-mates were not claimed: no companions among the claimed rows
+    among = supported(X, rows, np.full(2, 7), np.array([0]), np.array([7]), 0.7, separate_gap=0.15,
+                      companions=unnamed)
+    assert among.tolist() == [True, False]  # the three unclaimed look-alikes give it away
+    kept = supported(X, rows, np.full(2, 7), np.array([0]), np.array([7]), 0.7, separate_gap=0.15,
+                     companions=unnamed, fresh=np.array([True, False]))
+    assert kept.all()  # a claim kept from the last round is not measured against the companions again
+    # a row is never its own companion, and one look-alike is not a group (separate_min = 3)
+    pair = supported(X, rows, np.full(2, 7), np.array([0]), np.array([7]), 0.7, separate_gap=0.15,
+                     companions=np.array([1, 2, 3]))
+    assert pair.all()
+    # without the gap the companions change nothing
+    assert supported(X, rows, np.full(2, 7), np.array([0]), np.array([7]), 0.7, companions=unnamed).all()
+
+
 def test_support_guard_keeps_an_unnamed_persons_faces_from_a_similar_named_person():
     rng = np.random.default_rng(0)
     a, b, c = rng.normal(size=(3, 16))

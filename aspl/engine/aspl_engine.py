@@ -280,7 +280,8 @@ class ASPLEngine(Engine):
                     self.support_threshold_ = max(s.support_similarity,
                                                   float(np.quantile(imp, s.support_quantile)))
             ok = supported(X, acc, pl[acc], rows, labels[rows], self.support_threshold_, mean=mean,
-                           separate_gap=s.separate_gap)
+                           separate_gap=s.separate_gap, companions=cand,
+                           fresh=self.pseudo_labels_[acc] != pl[acc] if self.pseudo_labels_.size == n else None)
             far = acc[~ok]
             pl[far], pw[far] = UNLABELLED, 0.0
             unclear = np.union1d(unclear, far)

@@ -418,13 +418,22 @@ def seed_new_person(x: np.ndarray, candidates: np.ndarray, radius: float, max_se
 
 def supported(X: np.ndarray, rows: np.ndarray, persons: np.ndarray, ref_rows: np.ndarray,
               ref_persons: np.ndarray, min_similarity: float, mean: np.ndarray | None = None,
-              separate_gap: float | None = None, separate_min: int = 3, max_companions: int = 4000) -> np.ndarray:
+              separate_gap: float | None = None, separate_min: int = 3, max_companions: int = 4000,
+              companions: np.ndarray | None = None, fresh: np.ndarray | None = None) -> np.ndarray:
     """Per row of ``rows``: is some row of ``ref_rows`` with the same person at cosine similarity
     ``>= min_similarity`` with it, after subtracting ``mean`` from both (None: compare ``X`` as it is)?
     With ``separate_gap``, a supported row is still refused when at least ``separate_min - 1`` other
-    supported rows of the same person (among ``max_companions`` evenly spaced ones) are ``separate_gap``
-    more like it than its nearest reference row: a tight group of someone nobody named, each face close
-    enough to one named face to pass on its own.
+    rows are ``separate_gap`` more like it than its nearest reference row: a tight group of someone
+    nobody named, each face close enough to one named face to pass on its own. The other rows counted:
+    the supported rows of the same person (at most ``max_companions``, evenly spaced) and, when given,
+    the rows of ``companions`` (e.g. every face nobody named; at most ``max_companions``, evenly spaced),
+    so that one face claimed by a named person is refused when it sits among faces of someone nobody
+    named yet that the classifiers left unclaimed (on lfw-dev: a Kofi Annan face at 0.72 from a Serena
+    Williams face, 0.88-0.90 from four other Kofi Annan faces). Rows whose reference similarity is above
+    ``1 - separate_gap`` are never refused this way (no cosine can be that much higher) and cost nothing.
+    ``fresh``: per row of ``rows``, whether to count ``companions`` for it (None: every row; the engine
+    passes the claims that are new this round, so a round at 100k faces does not pay again for the
+    labels it kept).
 
     The open-set guard of self-paced labels: a one-vs-all classifier trained without a person can
     claim that person's faces with confidence; they fail this test against the claimed person's
@@ -443,6 +452,12 @@ def supported(X: np.ndarray, rows: np.ndarray, persons: np.ndarray, ref_rows: np
     ps, starts = np.unique(persons[order], return_index=True)
     ends = np.append(starts[1:], order.size)
     mu = np.zeros(X.shape[1], np.float32) if mean is None else mean
+    others = None
+    if separate_gap is not None and companions is not None:
+        others = np.unique(np.asarray(companions, np.int64))
+        if others.size > max_companions:
+            others = others[np.linspace(0, others.size - 1, max_companions).astype(np.int64)]
+        C_others = center_embeddings(X[others], mu)
 
     for p, a, b in zip(ps.tolist(), starts.tolist(), ends.tolist()):
         lo, hi = np.searchsorted(rp, p, "left"), np.searchsorted(rp, p, "right")
@@ -454,11 +469,42 @@ def supported(X: np.ndarray, rows: np.ndarray, persons: np.ndarray, ref_rows: np
         ok[idx] = best >= min_similarity
         if separate_gap is not None:
             keep = idx[ok[idx]]
-            if keep.size >= separate_min:
-                apart = apart_from_reference(center_embeddings(X[rows[keep]], mu), best[ok[idx]], separate_gap,
-                                             separate_min, max_companions)
-                ok[keep[apart]] = False
+            ref = best[ok[idx]]
+            test = ref + separate_gap <= 1.0  # a cosine is at most 1: the rest can never be refused
+            own = rows[keep]
+            if own.size > max_companions:
+                own = own[np.linspace(0, own.size - 1, max_companions).astype(np.int64)]
+            parts = [(own, center_embeddings(X[own], mu))]
+            wide = np.zeros(keep.size, dtype=bool)
+            if others is not None:
+                new_ = ~np.isin(others, own)  # each companion counted once
+                wide = test & (np.ones(keep.size, dtype=bool) if fresh is None else fresh[keep])
+                for sel, comp in ((test & ~wide, parts), (wide, parts + [(others[new_], C_others[new_])])):
+                    if sel.any():
+                        ok[keep[sel][_apart_rows(X, mu, rows[keep[sel]], ref[sel], comp, separate_gap,
+                                                 separate_min)]] = False
+            elif test.any() and own.size >= separate_min - 1:
+                ok[keep[test][_apart_rows(X, mu, rows[keep[test]], ref[test], parts, separate_gap,
+                                          separate_min)]] = False
     return ok
+
+
+def _apart_rows(X: np.ndarray, mu: np.ndarray, q_rows: np.ndarray, reference: np.ndarray,
+                companions: list[tuple[np.ndarray, np.ndarray]], gap: float, min_faces: int) -> np.ndarray:
+    """Per row of ``q_rows``: are at least ``min_faces - 1`` companions other than itself at centred cosine
+    >= its ``reference`` + ``gap``? ``companions``: ``(rows, their centred unit embeddings)`` blocks (no
+    row in two blocks). Blocks of 1,024 query rows."""
+    need = np.asarray(reference, np.float64) + gap
+    close = np.zeros(q_rows.size, np.int64)
+    for c in range(0, q_rows.size, 1024):
+        q = q_rows[c:c + 1024]
+        Zq = center_embeddings(X[q], mu)
+        for comp_rows, C in companions:
+            if comp_rows.size:
+                hit = (Zq @ C.T) >= need[c:c + 1024, None]
+                hit &= comp_rows[None, :] != q[:, None]  # a row is not its own companion
+                close[c:c + 1024] += hit.sum(axis=1)
+    return close >= min_faces - 1
 
 
 def impostor_similarity(X: np.ndarray, rows: np.ndarray, persons: np.ndarray, mean: np.ndarray | None = None,
