@@ -207,15 +207,19 @@ def batch() -> None:
                                          "faces are recorded as *not that person*." if g.kind == "cluster" else "")
                + (" Each face is accepted as the name under it; unticked faces are recorded as *not that "
                   "person*. G first marks the ticked ones as strangers when most are bystanders."
-                  if g.kind == "guesses" else ""))
+                  if g.kind == "guesses" else "")
+               + (f" The last {len(g.unticked)} face(s) look like someone else (like each other far more than "
+                  "like the rest) and start unticked: tick them if they are the same person."
+                  if g.unticked else ""))
     guessed = svc.library.names_of_people() if g.kind == "guesses" else {}
     for row in range(0, len(g.face_ids), BATCH_COLS):  # one row of columns at a time: tiles in reading order
         for col, f in zip(st.columns(BATCH_COLS), g.face_ids[row:row + BATCH_COLS]):
             with col.container(key=f"bface_{f}"):
                 st.image(common.crop(f), width="stretch")
                 who_is = f"{guessed.get(g.persons.get(f), '?')} · " if guessed else ""
-                st.checkbox(f"#{f} · {who_is}{g.scores.get(f, 0):.2f}", value=True, key=f"bsel_{g.key}_{f}")
-    selected = [f for f in g.face_ids if st.session_state.get(f"bsel_{g.key}_{f}", True)]
+                st.checkbox(f"#{f} · {who_is}{g.scores.get(f, 0):.2f}", value=f not in g.unticked,
+                            key=f"bsel_{g.key}_{f}")
+    selected = [f for f in g.face_ids if st.session_state.get(f"bsel_{g.key}_{f}", f not in g.unticked)]
     deselected = [f for f in g.face_ids if f not in selected]
     target, asked = _batch_target(g)
     as_whom = svc.person_name(target) if isinstance(target, int) else target

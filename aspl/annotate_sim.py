@@ -251,7 +251,9 @@ class AnnotatorSim:
             if n < 2 or n < 0.5 * len(g.face_ids) or (g.kind == "open" and name is not None):
                 continue  # a leftover grid is only swept for strangers (its people are asked one by one)
             keep = [f for f in g.face_ids if self.truth.get(f) == name]
-            unticks = len(g.face_ids) - len(keep)
+            # one toggle per face whose tick is not what the page starts with (lookalikes start unticked)
+            start_off = set(g.unticked)
+            unticks = sum((f in keep) == (f in start_off) for f in g.face_ids)
             if name is None:
                 self.svc.mark_batch(keep, "stranger", ANNOTATOR)
                 self.tally.add("batch_strangers", 2)

@@ -433,3 +433,33 @@ def test_batch_best_guesses_show_each_faces_name_and_accept_each_as_its_own(at):
     assert set(named) == set(g.face_ids) - {out}
     assert all(named[f] == g.persons[f] for f in named)
     assert (out, g.persons[out]) in lib.rejections()
+
+
+def test_batch_cluster_starts_a_lookalikes_faces_unticked_and_naming_it_rejects_them(at, monkeypatch):
+    import numpy as np
+
+    import aspl.service.batch as batch
+
+    def last_two(S, gap, **kw):  # as if the split found a lookalike's two faces at the group's end
+        m = np.zeros(S.shape[0], dtype=bool)
+        m[-2:] = S.shape[0] >= 4
+        return m
+
+    monkeypatch.setattr(batch, "lookalike_subgroup", last_two)
+    svc = service(at)
+    at.segmented_control(key="ann_mode").set_value("Batch").run()
+    key = at.selectbox(key="batch_group").value
+    assert key.startswith("cluster-")
+    g = next(x for x in svc.batch_groups("alice") if x.key == key)
+    assert len(g.unticked) == 2 and g.face_ids[-2:] == g.unticked
+    ticks = {int(c.key.rsplit("_", 1)[1]): c.value for c in at.checkbox if c.key and c.key.startswith(f"bsel_{key}_")}
+    assert [f for f, v in ticks.items() if not v] == g.unticked
+    assert "start unticked" in texts(at)
+    name = at.truth[g.face_ids[0]]
+    at.selectbox(key=f"kb_bname_{key}").set_value(name).run()
+    at.button(key="batch_accept").click().run()
+    assert not at.exception
+    pid = svc.library.person_id(name)
+    assert {(f, pid) for f in g.unticked} <= set(svc.library.rejections())
+    named = {r["face_id"] for r in svc.library.label_rows(("human",), person_id=pid)}
+    assert set(g.face_ids[:-2]) <= named and not set(g.unticked) & named

@@ -363,3 +363,43 @@ def test_best_guesses_follow_a_merge_and_a_deleted_person_is_an_error_that_label
     svc.merge_people(ada, alan, "alice")  # the grid was drawn before the merge: Ada's faces go to Alan
     assert svc.accept_guesses(g.persons, g.face_ids, "alice") == len(g.face_ids)
     assert set(lib.face_persons(g.face_ids).values()) == {alan}
+
+
+def _lookalike_cluster(n_a: int = 8, n_b: int = 4, cos_ab: float = 0.8, seed: int = 0):
+    """Faces of two people in one greedy group: B's faces lie within 0.6 of A's centre face, but not tight
+    enough for the edge rule (:data:`CLUSTER_SEPARATE_GAP`): like each other about 0.9, like A's 0.7."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    a = np.zeros(32)
+    a[0] = 1.0
+    b = np.zeros(32)
+    b[0], b[1] = cos_ab, np.sqrt(1 - cos_ab ** 2)
+    X = np.concatenate([a + 0.06 * rng.normal(size=(n_a, 32)), b + 0.06 * rng.normal(size=(n_b, 32))])
+    return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_a_lookalikes_faces_in_a_cluster_come_last_and_start_unticked():
+    import numpy as np
+
+    from aspl.service.batch import lookalike_subgroup, similarity_groups
+
+    X = _lookalike_cluster()
+    ids = np.arange(200, 212)
+    mean = np.zeros(32, np.float32)
+    g = similarity_groups(ids, X, 0.6, 48, 5, mean, separate=True)[0]
+    b_in = [f for f in g.face_ids if f >= 208]  # B's faces the edge rule left in A's group
+    assert len(b_in) >= 2 and set(range(200, 208)) <= set(g.face_ids)
+    assert sorted(g.unticked) == sorted(b_in)  # ... the split finds them, and none of A's
+    assert g.face_ids[-len(b_in):] == g.unticked  # shown last
+    plain = similarity_groups(ids, X, 0.6, 48, 5, mean)
+    assert plain[0].unticked == []  # without ``separate``: no split
+    # one person's faces are not split, however the noise falls
+    for seed in range(5):
+        Y = _lookalike_cluster(n_a=12, n_b=0, seed=seed)
+        S = Y @ Y.T
+        assert not lookalike_subgroup(S, 0.12).any()
+    # a lone odd face is no subgroup (two or more faces)
+    Z = _lookalike_cluster(n_a=10, n_b=1)
+    assert not lookalike_subgroup(Z @ Z.T, 0.12).any()
+

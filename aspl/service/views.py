@@ -46,6 +46,7 @@ class BatchGroup:
     person_id: int | None = None
     scores: dict[int, float] = field(default_factory=dict)
     persons: dict[int, int] = field(default_factory=dict)  # kind "guesses": face -> its likeliest person
+    unticked: list[int] = field(default_factory=list)  # shown unticked at first: they look like someone else
 
 
 #: Batch group kinds of one named person: unticked faces are recorded as not that person.
