@@ -247,9 +247,14 @@ def batch() -> None:
             st.session_state[k] = not st.session_state.get(k, True)
 
     def _strangers() -> None:
-        n = common.guarded(svc.mark_batch, selected, "stranger", who)
+        # the unticked faces of a sweep are someone to name: kept out of the next sweeps (not in best guesses,
+        # where G only clears the bystanders first)
+        left = deselected if g.kind in ("open", "cluster") else []
+        n = common.guarded(svc.mark_batch, selected, "stranger", who, deselected=left)
         if n is not None:
-            common.flash("success", f"Marked {n} face(s) as strangers.")
+            common.flash("success", f"Marked {n} face(s) as strangers."
+                         + (f" The {len(left)} unticked will be asked one by one, not in the next sweeps."
+                            if left else ""))
 
     c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
     c1.button(f"**A** · {label}", key="batch_accept", type="primary", on_click=_accept,

@@ -197,16 +197,17 @@ class AnnotatorSim:
         else:
             self._name(face, t, "label")
 
-    def _try_batches(self, tried: set[str], people: bool = False) -> bool:
+    def _try_batches(self, tried: set[tuple[str, tuple[int, ...]]], people: bool = False) -> bool:
         """Answer the first Batch group not yet seen this round: with ``people``, a person's auto-labels
         (accepted in one action, the wrong ones unticked: rejected for that person); else an unclear
         cluster or the leftover grid that is mostly one person (named in one accept; not the leftovers) or
         mostly strangers (marked in one action), unticking the others (one decision each; they stay open).
         Returns whether a batch was answered."""
         for g in self.svc.batch_groups(ANNOTATOR):
-            if g.key in tried:
+            seen = (g.key, tuple(g.face_ids))  # a grid whose faces changed is looked at again (its key may
+            if seen in tried:                  # stay: the leftover grid's first face can outlive a sweep)
                 continue
-            tried.add(g.key)
+            tried.add(seen)
             if people and g.kind not in (*PERSON_KINDS, "guesses"):
                 continue
             if g.kind in (*PERSON_KINDS, "guesses"):  # named faces: accept, unticking the wrong ones
@@ -255,7 +256,8 @@ class AnnotatorSim:
             start_off = set(g.unticked)
             unticks = sum((f in keep) == (f in start_off) for f in g.face_ids)
             if name is None:
-                self.svc.mark_batch(keep, "stranger", ANNOTATOR)
+                # G, as the page does: the unticked faces are kept out of the next sweeps
+                self.svc.mark_batch(keep, "stranger", ANNOTATOR, deselected=[f for f in g.face_ids if f not in keep])
                 self.tally.add("batch_strangers", 2)
             else:
                 names = self.svc.person_names()
@@ -269,8 +271,8 @@ class AnnotatorSim:
 
     def _run_aspl(self) -> None:
         svc = self.svc
-        tried: set[str] = set()
-        checked: set[str] = set()  # person groups checked (their faces then carry human labels)
+        tried: set[tuple[str, tuple[int, ...]]] = set()
+        checked: set[tuple[str, tuple[int, ...]]] = set()  # person groups checked (their faces then carry human labels)
         last_round = -1
         while self._budget_left():
             self._wait_round()

@@ -281,6 +281,30 @@ class FacesMixin(_Host):
             "AND auto = 0 ORDER BY MIN(x2 - x1, y2 - y1), id LIMIT ?", [int(limit) + len(skip)]).fetchall()
         return [r[0] for r in rows if r[0] not in skip][:limit]
 
+    def add_not_strangers(self, face_ids: Sequence[int], annotator: str | None = None) -> list[int]:
+        """Record faces an annotator left unticked in a sweep of strangers (someone to name later; kept
+        out of the next sweeps). Returns the faces newly recorded, in order."""
+        added = []
+        with self.transaction():
+            for f in dict.fromkeys(int(x) for x in face_ids):
+                # raw SQL: the answer depends on the statement's rowcount (OR IGNORE)
+                if self.db.execute("INSERT OR IGNORE INTO not_strangers (face_id, annotator, created_at) "
+                                   "VALUES (?, ?, ?)", [f, annotator, _now()]).rowcount:
+                    added.append(f)
+        return added
+
+    def remove_not_strangers(self, face_ids: Sequence[int]) -> int:
+        """Forget :meth:`add_not_strangers` records (an undo). Returns how many were removed."""
+        n = 0
+        with self.transaction():
+            for f in dict.fromkeys(int(x) for x in face_ids):
+                n += self.db.execute("DELETE FROM not_strangers WHERE face_id = ?", [f]).rowcount
+        return n
+
+    def not_strangers(self) -> set[int]:
+        """Faces recorded by :meth:`add_not_strangers`."""
+        return {int(r[0]) for r in self.db.execute("SELECT face_id FROM not_strangers").fetchall()}
+
     def face_ids_out_of_loop(self) -> set[int]:
         """Faces the learning loop leaves out: status other than ok (not a face, stranger) or hidden."""
         return {r[0] for r in self.db.execute("SELECT id FROM faces WHERE status != 'ok' OR hidden = 1")}

@@ -472,3 +472,14 @@ def m013_labels_by_person(db: sqlite_utils.Database) -> None:
     auto-labels with one index-only aggregate and reads a person's most confident ones (at 1M faces the
     scan of the labels table behind it took 2.3 s of every Batch page)."""
     db.execute("CREATE INDEX labels_live_person ON labels(source, revoked, person_id, confidence, face_id)")
+
+
+@migration
+def m014_not_strangers(db: sqlite_utils.Database) -> None:
+    """``not_strangers``: faces an annotator left unticked in a sweep of strangers (a real face of someone,
+    to name later), kept out of the next sweeps so they are not unticked again and again."""
+    db.execute("""CREATE TABLE not_strangers (
+        face_id INTEGER PRIMARY KEY REFERENCES faces(id),
+        annotator TEXT,
+        created_at TEXT NOT NULL
+    )""")

@@ -288,3 +288,9 @@ def m012_strangers_and_quality(db) -> None:
 @migration
 def m013_labels_by_person(db) -> None:
     db.raw("CREATE INDEX labels_live_person ON labels(source, revoked, person_id, confidence, face_id)")
+
+
+@migration
+def m014_not_strangers(db) -> None:
+    db.raw("""CREATE TABLE not_strangers (
+        face_id BIGINT PRIMARY KEY REFERENCES faces(id), annotator TEXT, created_at TEXT NOT NULL)""")

@@ -29,7 +29,7 @@ __all__ = ["is_url", "PgDatabase", "translate"]
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "settings": ("key",), "embeddings": ("face_id", "backbone"), "skips": ("face_id", "annotator"),
     "loop_state": ("backbone",), "users": ("name",), "queue": ("face_id",), "track_faces": ("track_id", "face_id"),
-    "leases": ("face_id",), "rejections": ("face_id", "person_id"), "counts": ("key",),
+    "leases": ("face_id",), "rejections": ("face_id", "person_id"), "counts": ("key",), "not_strangers": ("face_id",),
     "embedding_fingerprints": ("backbone",), "login_failures": ("name",), "_migrations": ("name",),
 }
 #: Advisory lock key of a library's write transactions (one database = one library).

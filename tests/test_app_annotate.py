@@ -463,3 +463,23 @@ def test_batch_cluster_starts_a_lookalikes_faces_unticked_and_naming_it_rejects_
     assert {(f, pid) for f in g.unticked} <= set(svc.library.rejections())
     named = {r["face_id"] for r in svc.library.label_rows(("human",), person_id=pid)}
     assert set(g.face_ids[:-2]) <= named and not set(g.unticked) & named
+
+
+def test_batch_sweep_of_strangers_keeps_the_unticked_faces_out_of_the_next_sweep(at, monkeypatch):
+    import aspl.service.batch as batch
+
+    monkeypatch.setattr(batch, "OPEN_LIKENESS_MAX", 2.0)  # every open face may join the leftover grid
+    svc = service(at)
+    lib = svc.library
+    svc.set_loop_settings({"cluster_similarity": 0.999})  # no clusters: the open faces are one leftover grid
+    (g,) = [x for x in svc.batch_groups("alice") if x.kind == "open"]
+    at.segmented_control(key="ann_mode").set_value("Batch").run()
+    at.selectbox(key="batch_group").set_value(g.key).run()
+    out = g.face_ids[-1]
+    at.checkbox(key=f"bsel_{g.key}_{out}").uncheck().run()
+    at.button(key="batch_strangers").click().run()
+    assert not at.exception and "will be asked one by one" in texts(at)
+    assert lib.not_strangers() == {out}
+    assert all(lib.face(f)["status"] == "stranger" for f in g.face_ids if f != out)
+    assert lib.face(out)["status"] == "ok"
+    assert not any(out in x.face_ids for x in svc.batch_groups("alice") if x.kind == "open")

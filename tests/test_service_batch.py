@@ -403,3 +403,23 @@ def test_a_lookalikes_faces_in_a_cluster_come_last_and_start_unticked():
     Z = _lookalike_cluster(n_a=10, n_b=1)
     assert not lookalike_subgroup(Z @ Z.T, 0.12).any()
 
+
+
+def test_faces_left_unticked_in_a_sweep_of_strangers_stay_out_of_the_next_sweeps_until_undone():
+    svc, truth = synthetic_service(None, n_people=3, per_person=6)
+    svc.set_loop_settings({"cluster_similarity": 0.999})  # no clusters: every open face is a leftover
+    lib = svc.library
+    (g,) = svc.batch_groups("alice")
+    assert g.kind == "open"
+    swept, left = g.face_ids[:4], g.face_ids[4:6]
+    assert svc.mark_batch(swept, "stranger", "alice", deselected=left + swept[:1]) == 4
+    assert lib.not_strangers() == set(left)  # a face both ticked and unticked counts as ticked
+    (h,) = svc.batch_groups("alice")
+    assert not (set(swept) | set(left)) & set(h.face_ids)
+    assert set(h.face_ids) == set(truth) - set(swept) - set(left)
+    assert svc.remaining() == len(truth) - 4  # still to answer: asked one by one
+    svc.undo("alice")
+    assert lib.not_strangers() == set() and set(svc.batch_groups("alice")[0].face_ids) == set(truth)
+    # marking "not a face" records nothing about the unticked faces
+    svc.mark_batch(swept, "not_face", "alice", deselected=left)
+    assert lib.not_strangers() == set()

@@ -119,3 +119,13 @@ def test_first_open_keeps_the_order_and_skips_answered_faces(fresh_db):
     assert fresh_db.first_open(order, 5) == [fids[2], fids[0]]
     assert fresh_db.first_open(order, 1) == [fids[2]]
     assert fresh_db.first_open([], 3) == []
+
+
+def test_not_strangers_are_recorded_once_and_forgotten_on_undo(fresh_db):
+    _, fids = _image(fresh_db, "a", [_face() for _ in range(3)])
+    assert fresh_db.not_strangers() == set()
+    assert fresh_db.add_not_strangers([fids[0], fids[1], fids[0]], "alice") == [fids[0], fids[1]]
+    assert fresh_db.add_not_strangers([fids[1], fids[2]], "bob") == [fids[2]]  # fids[1] already recorded
+    assert fresh_db.not_strangers() == set(fids)
+    assert fresh_db.remove_not_strangers([fids[2], fids[2]]) == 1
+    assert fresh_db.not_strangers() == {fids[0], fids[1]}

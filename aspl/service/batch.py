@@ -154,6 +154,7 @@ def _undo_batch_guesses(svc: Any, lib: Library, p: dict, annotator: str) -> None
 def _undo_batch_mark(svc: Any, lib: Library, p: dict, annotator: str) -> None:
     for m in reversed(p["marks"]):
         unmark_not_face(lib, m, annotator)
+    lib.remove_not_strangers(p.get("kept", []))
 
 
 class BatchMixin:
@@ -170,9 +171,9 @@ class BatchMixin:
         - ``check``: one per person, the auto-labels that lie far from every named face of that person
           or look like someone else (faces of people nobody named yet end up there: mostly to untick;
           they are in the clusters too, where they can be named at once);
-        - ``open``: up to ``batch_size`` faces no group holds that nobody has answered and that are less
-          like every named face than :data:`OPEN_LIKENESS_MAX`, least like first (mostly bystanders, to
-          mark as strangers in one action).
+        - ``open``: up to ``batch_size`` faces no group holds that nobody has answered (nor left unticked in
+          an earlier sweep of strangers: :meth:`mark_batch`) and that are less like every named face than
+          :data:`OPEN_LIKENESS_MAX`, least like first (mostly bystanders, to mark as strangers in one action).
 
         The groups are cached until the labelling state changes (:meth:`storage.Library.change_marker`):
         ticking a face redraws the page without recomputing them.
@@ -268,7 +269,7 @@ class BatchMixin:
                                      [f for _, f in rows], pid, {f: c for c, f in rows}))
         # the faces no group holds, least like anyone named first: a quick sweep of bystanders (faces like a
         # named face are asked one by one instead)
-        rest = lib.open_face_ids(OPEN_CANDIDATES, exclude=busy | shown | claimed)
+        rest = lib.open_face_ids(OPEN_CANDIDATES, exclude=busy | shown | claimed | lib.not_strangers())
         like = self._nearest_named(rest)
         rest = sorted((f for f in rest if like.get(f, -1.0) < OPEN_LIKENESS_MAX), key=lambda f: like.get(f, -1.0))
         rest = rest[:size]
@@ -452,9 +453,12 @@ class BatchMixin:
         return groups
 
     @answer
-    def mark_batch(self, face_ids: Sequence[int], status: str, annotator: str) -> int:
+    def mark_batch(self, face_ids: Sequence[int], status: str, annotator: str, deselected: Sequence[int] = ()
+                   ) -> int:
         """Mark the selected faces as strangers (``status="stranger"``) or not faces in one undoable action.
-        Faces with a human label are left as they are. Returns the faces marked."""
+        Faces with a human label are left as they are. ``deselected``: the faces of the grid left unticked
+        in a sweep of strangers: someone to name later, kept out of the next leftover grids (they are
+        asked one by one), so they are not unticked again at every sweep. Returns the faces marked."""
         annotator = self._check_annotator(annotator)
         if not face_ids:
             raise ServiceError("no faces selected")
@@ -463,8 +467,11 @@ class BatchMixin:
             labelled = lib.labelled_face_ids(("human", "seed"))
             marks = [mark_face(lib, int(f), status, annotator) for f in dict.fromkeys(int(f) for f in face_ids)
                      if f not in labelled and lib.face(f)["status"] == "ok"]
+            chosen = {int(f) for f in face_ids}
+            kept = lib.add_not_strangers([f for f in deselected if int(f) not in chosen], annotator) \
+                if status == "stranger" else []
             lib.release_leases(annotator, [int(f) for f in face_ids])
-            lib.add_action(annotator, SCOPE_ANNOTATE, "batch_mark", {"status": status, "marks": marks})
+            lib.add_action(annotator, SCOPE_ANNOTATE, "batch_mark", {"status": status, "marks": marks, "kept": kept})
             self._cluster_cache = None
             return len(marks)
 
