@@ -264,7 +264,9 @@ def test_import_killed_at_random_moments_resumes_to_exactly_one_copy_of_each_pho
         payloads = [json.loads(e[2]) for e in ev]
         finished = 1 + sum(r["rc"] == 0 for r in runs)
         imports = [p for e, p in zip(ev, payloads) if e[1] == "import"]
-        assert len(imports) == finished and imports[-1]["imported"] == 12 - stored_before
+        # a run killed after its import event was committed, before the process exited, logged one too
+        # (seen once in CI: 2 events for 1 finished run, the other run's event saying 8 already imported)
+        assert finished <= len(imports) <= 1 + len(runs) and imports[-1]["imported"] == 12 - stored_before
         assert [p["key"] for e, p in zip(ev, payloads) if e[1] == "setting_changed"] == ["backbone"]
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
             db.execute("DELETE FROM events")
