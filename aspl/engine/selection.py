@@ -474,18 +474,16 @@ def supported(X: np.ndarray, rows: np.ndarray, persons: np.ndarray, ref_rows: np
             own = rows[keep]
             if own.size > max_companions:
                 own = own[np.linspace(0, own.size - 1, max_companions).astype(np.int64)]
-            parts = [(own, center_embeddings(X[own], mu))]
-            wide = np.zeros(keep.size, dtype=bool)
+            parts = wider = [(own, center_embeddings(X[own], mu))]
+            wide = np.zeros(keep.size, dtype=bool)  # rows also measured against ``companions``
             if others is not None:
                 new_ = ~np.isin(others, own)  # each companion counted once
+                wider = parts + [(others[new_], C_others[new_])]
                 wide = test & (np.ones(keep.size, dtype=bool) if fresh is None else fresh[keep])
-                for sel, comp in ((test & ~wide, parts), (wide, parts + [(others[new_], C_others[new_])])):
-                    if sel.any():
-                        ok[keep[sel][_apart_rows(X, mu, rows[keep[sel]], ref[sel], comp, separate_gap,
-                                                 separate_min)]] = False
-            elif test.any() and own.size >= separate_min - 1:
-                ok[keep[test][_apart_rows(X, mu, rows[keep[test]], ref[test], parts, separate_gap,
-                                          separate_min)]] = False
+            for sel, comp in ((test & ~wide, parts), (wide, wider)):
+                if sel.any():
+                    ok[keep[sel][_apart_rows(X, mu, rows[keep[sel]], ref[sel], comp, separate_gap,
+                                             separate_min)]] = False
     return ok
 
 
