@@ -205,7 +205,7 @@ def batch() -> None:
                "leaves the name box." + (" Unticked faces are recorded as *not this person*."
                                          if g.kind in PERSON_KINDS else " Once you name the group, its unticked "
                                          "faces are recorded as *not that person*." if g.kind == "cluster" else "")
-               + (" Each face is accepted as the name under it; unticked faces are recorded as *not that "
+               + (" Each face is accepted as the name under it (each person's faces side by side); unticked faces are recorded as *not that "
                   "person*. G first marks the ticked ones as strangers when most are bystanders."
                   if g.kind == "guesses" else "")
                + (f" The last {len(g.unticked)} face(s) look like someone else (like each other far more than "

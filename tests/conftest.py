@@ -96,3 +96,11 @@ def pg_server():
         pytest.skip(f"no PostgreSQL server for the PostgreSQL half of the tests: {e}")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def person_pages(monkeypatch):
+    """Batch pages for the synthetic people: each offers a few faces after a round, fewer than the real fold
+    into the best-guesses grid (:data:`aspl.service.batch.GUESS_FOLD` of a grid, tested on its own), so their
+    groups keep a page of their own (from 2 faces: the fold's floor)."""
+    monkeypatch.setattr("aspl.service.batch.GUESS_FOLD", 0.0)

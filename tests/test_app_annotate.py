@@ -10,6 +10,8 @@ import pytest
 from apphelpers import app_test, build_synthetic, texts
 from keyhelpers import allow_typed_names, key_map
 
+pytestmark = pytest.mark.usefixtures("person_pages")
+
 
 @pytest.fixture
 def at(tmp_path, monkeypatch):

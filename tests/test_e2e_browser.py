@@ -195,6 +195,11 @@ def _set_round_every(lib, n: int) -> None:
     lib.set_setting("loop", {**(lib.get_setting("loop") or {}), "round_every": n}, "e2e")
 
 
+def _set_batch_size(lib, n: int) -> None:
+    """Grids of ``n`` faces: with 16, a person offering 4 faces or more gets a Batch page of their own."""
+    lib.set_setting("loop", {**(lib.get_setting("loop") or {}), "batch_size": n}, "e2e")
+
+
 def _press(d, keys: str, kind: str = "", latencies: list[dict] | None = None) -> None:
     """Send keys on Annotate; wait until the next face's id shows and its page has fully drawn (the times go
     to ``latencies``)."""
@@ -513,6 +518,7 @@ def test_keyboard_only_name_box_loop_batch_review(app_url, browser, tmp_path, lf
     assert lib.count_actions_since(None) == every
     _until(lambda: lib.round_count() >= 1, 120, "the round that starts by itself")
     _set_round_every(lib, 0)  # no further round replaces the auto-labels under the keys below
+    _set_batch_size(lib, 16)  # each person's few auto-labels on a page of their own, named in the title
     rnd = lib.last_round()
     assert rnd["actor"] == "auto" and lib.round_count() == 1, rnd
     auto = lib.label_rows(("auto",))

@@ -1,5 +1,14 @@
 """Batch mode: a person's auto-labels or a cluster of unclear faces, accepted in one action."""
+import pytest
+
 from apphelpers import synthetic_service
+
+
+@pytest.fixture(autouse=True)
+def _person_pages(request):
+    """Person pages for the synthetic people (conftest ``person_pages``), but in the test of the real fold."""
+    if request.node.name != "test_a_persons_group_of_a_few_faces_joins_the_best_guesses_grid":
+        request.getfixturevalue("person_pages")
 
 
 def test_clusters_of_unnamed_faces_before_any_round():
@@ -272,8 +281,11 @@ def test_best_guesses_name_each_face_after_its_own_person_and_accept_in_one_undo
     assert all(lib.person_name(g.persons[f]) == truth[f] for f in g.face_ids)  # its own person each
     assert {lib.person_name(p) for p in g.persons.values()} == set(named)
     assert g.title.startswith(f"Best guesses: {len(g.face_ids)} face(s) of 2 people")
-    scores = [g.scores[f] for f in g.face_ids]
-    assert scores == sorted(scores, reverse=True)  # surest first
+    runs = [g.persons[f] for f in g.face_ids]
+    assert runs == sorted(runs, key=runs.index)  # each person's faces side by side
+    for p in set(runs):
+        scores = [g.scores[f] for f in g.face_ids if g.persons[f] == p]
+        assert scores == sorted(scores, reverse=True)  # surest first
     keep, out = g.face_ids[1:], g.face_ids[:1]
     assert svc.accept_guesses(g.persons, keep, "alice", deselected=out) == len(keep)
     assert all(lib.person_name(lib.face_persons([f])[f]) == truth[f] for f in keep)
@@ -297,22 +309,37 @@ def test_best_guesses_need_the_groups_persons_and_a_face():
 
 
 def test_a_persons_group_of_a_few_faces_joins_the_best_guesses_grid():
+    """A person offering fewer than GUESS_FOLD of a grid (12 of 48 faces) is folded into the best-guesses
+    grid, each person's faces side by side; a person offering more keeps a page of their own."""
     from aspl.service.batch import GUESS_FOLD
 
-    svc, truth, named = _two_named_two_not()
+    svc, truth = synthetic_service(None, n_people=3, per_person=20)
+    fold = round(GUESS_FOLD * svc.loop_settings().batch_size)
+    assert fold == 12
     lib = svc.library
-    ada = lib.person_id(named[0])
-    left = [f for f, t in sorted(truth.items()) if t == named[0] and f not in lib.labelled_face_ids()]
-    for f in left[:len(left) - (GUESS_FOLD - 1)]:  # Ada keeps GUESS_FOLD - 1 faces to offer
-        lib.add_label(f, ada, "human", 1.0, annotator="tester")
+    names = sorted(set(truth.values()))
+    for name in names:
+        pid = lib.person_id(name, create=True)
+        for f in [f for f, t in sorted(truth.items()) if t == name][:3]:
+            lib.add_label(f, pid, "human", 1.0, annotator="tester")
+    few, many = lib.person_id(names[0]), lib.person_id(names[1])
+    left = {p: [f for f, t in sorted(truth.items()) if t == lib.person_name(p) and f not in lib.labelled_face_ids()]
+            for p in (few, many)}
+    for f in left[few][:len(left[few]) - (fold - 1)]:  # one keeps fold - 1 faces to offer
+        lib.add_label(f, few, "human", 1.0, annotator="tester")
+    for f in left[many][:1]:
+        lib.add_label(f, many, "human", 1.0, annotator="tester")
     rid = svc.run_round("admin")["round"]
     lib.replace_auto_labels(rid, [])
     svc.set_loop_settings({"cluster_similarity": 0.999})
     groups = svc.batch_groups("alice")
-    assert f"person-{ada}" not in {g.key for g in groups}
-    assert f"person-{lib.person_id(named[1])}" in {g.key for g in groups}  # five faces: a page of its own
+    keys = {g.key for g in groups}
+    assert f"person-{few}" not in keys and f"person-{many}" in keys  # 16 faces: a page of its own
     (g,) = [x for x in groups if x.kind == "guesses"]
-    assert set(left[-(GUESS_FOLD - 1):]) <= set(g.face_ids) and all(g.persons[f] == ada for f in left[-3:])
+    assert set(left[few][-(fold - 1):]) <= set(g.face_ids)
+    assert all(g.persons[f] == few for f in left[few][-(fold - 1):])
+    runs = [g.persons[f] for f in g.face_ids]
+    assert runs == sorted(runs, key=runs.index)  # each person's faces side by side
 
 
 def test_pairs_of_similar_faces_come_after_the_open_sweep_and_never_twice():
