@@ -208,8 +208,8 @@ def batch() -> None:
                + (" Each face is accepted as the name under it (each person's faces side by side); unticked faces are recorded as *not that "
                   "person*. G first marks the ticked ones as strangers when most are bystanders."
                   if g.kind == "guesses" else "")
-               + (f" The last {len(g.unticked)} face(s) look like someone else (like each other far more than "
-                  "like the rest) and start unticked: tick them if they are the same person."
+               + (f" The last {len(g.unticked)} face(s) look like someone else (unlike the rest of the group) "
+                  "and start unticked: tick them if they are the same person."
                   if g.unticked else ""))
     guessed = svc.library.names_of_people() if g.kind == "guesses" else {}
     for row in range(0, len(g.face_ids), BATCH_COLS):  # one row of columns at a time: tiles in reading order

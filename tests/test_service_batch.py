@@ -263,6 +263,30 @@ def test_a_cluster_leaves_out_a_tight_subgroup_far_less_like_its_centre_than_lik
     assert [sorted(g.face_ids) for g in split] == [list(range(100, 106)), list(range(106, 110))]
 
 
+def test_a_face_unlike_the_rest_of_its_cluster_starts_unticked_and_last():
+    """A bystander that joined a person's cluster through its centre alone (0.7 from it, about as far from
+    every other member, which lie 0.99 from each other) starts unticked, after the others; a group smaller
+    than CLUSTER_LOOSE_MIN faces, or without ``separate``, leaves it ticked."""
+    import numpy as np
+
+    from aspl.service.batch import CLUSTER_LOOSE_MIN, similarity_groups
+
+    rng = np.random.default_rng(1)
+    a, b = np.eye(16)[0], np.eye(16)[1]
+    person = a + 0.03 * rng.normal(size=(7, 16))
+    bystander = 0.7 * a + np.sqrt(1 - 0.49) * b
+    X = np.concatenate([person, bystander[None]])
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    ids = np.arange(200, 208)
+    mean = np.zeros(16, np.float32)
+    (g,) = similarity_groups(ids, X, 0.6, 48, 5, mean, separate=True)
+    assert sorted(g.face_ids) == list(range(200, 208)) and g.face_ids[-1] == 207 and g.unticked == [207]
+    assert similarity_groups(ids, X, 0.6, 48, 5, mean)[0].unticked == []
+    few = np.r_[0:CLUSTER_LOOSE_MIN - 2, 7]  # the bystander in a group of CLUSTER_LOOSE_MIN - 1
+    (g,) = similarity_groups(ids[few], X[few], 0.6, 48, 5, mean, separate=True)
+    assert len(g.face_ids) == CLUSTER_LOOSE_MIN - 1 and g.unticked == []
+
+
 def _guesses_only(svc):
     """No clusters and no person groups by support: what a person's group would offer is a best guess."""
     svc.set_loop_settings({"cluster_similarity": 0.999, "support_similarity": 0.999})
