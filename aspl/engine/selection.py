@@ -496,13 +496,21 @@ def _apart_rows(X: np.ndarray, mu: np.ndarray, q_rows: np.ndarray, reference: np
     close = np.zeros(q_rows.size, np.int64)
     for c in range(0, q_rows.size, 1024):
         q = q_rows[c:c + 1024]
-        Zq = center_embeddings(X[q], mu)
-        for comp_rows, C in companions:
-            if comp_rows.size:
-                hit = (Zq @ C.T) >= need[c:c + 1024, None]
-                hit &= comp_rows[None, :] != q[:, None]  # a row is not its own companion
-                close[c:c + 1024] += hit.sum(axis=1)
+        close[c:c + 1024] = _count_close(center_embeddings(X[q], mu), q, need[c:c + 1024], companions)
     return close >= min_faces - 1
+
+
+def _count_close(Zq: np.ndarray, q_ids: np.ndarray, need: np.ndarray,
+                 companions: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Per row of ``Zq`` (unit rows, ids ``q_ids``): how many companions (``(ids, unit rows)`` blocks) other
+    than itself lie at inner product >= its ``need``."""
+    close = np.zeros(Zq.shape[0], np.int64)
+    for ids, C in companions:
+        if ids.size:
+            hit = (Zq @ C.T) >= need[:, None]
+            hit &= ids[None, :] != q_ids[:, None]  # a row is not its own companion
+            close += hit.sum(axis=1)
+    return close
 
 
 def impostor_similarity(X: np.ndarray, rows: np.ndarray, persons: np.ndarray, mean: np.ndarray | None = None,
@@ -531,14 +539,9 @@ def apart_from_reference(Z: np.ndarray, reference: np.ndarray, gap: float, min_f
     Works in blocks of 1,024 rows."""
     n = Z.shape[0]
     comp = np.arange(n) if n <= max_companions else np.linspace(0, n - 1, max_companions).astype(np.int64)
-    pos = np.full(n, -1, np.int64)
-    pos[comp] = np.arange(comp.size)
     need = np.asarray(reference, np.float64) + gap
     close = np.zeros(n, np.int64)
     for c in range(0, n, 1024):
-        S = Z[c:c + 1024] @ Z[comp].T
-        hit = S >= need[c:c + 1024, None]
-        own = np.flatnonzero(pos[c:c + 1024] >= 0)
-        hit[own, pos[c + own]] = False  # a row is not its own companion
-        close[c:c + 1024] = hit.sum(axis=1)
+        close[c:c + 1024] = _count_close(Z[c:c + 1024], np.arange(c, min(c + 1024, n)), need[c:c + 1024],
+                                         [(comp, Z[comp])])
     return close >= min_faces - 1
