@@ -367,15 +367,24 @@ def test_a_persons_group_of_a_few_faces_joins_the_best_guesses_grid():
 
 
 def test_pairs_of_similar_faces_come_after_the_open_sweep_and_never_twice():
-    svc, truth = synthetic_service(None, n_people=4, per_person=3)
-    assert [g.kind for g in svc.batch_groups("alice")] == ["cluster"] * 4  # three alike: a cluster first
-    for f in (1, 2, 3, 4):  # one face of each person is a stranger: the others are pairs
+    """Clusters of CLUSTER_FIRST faces or more come first; smaller ones (pairs, triples) after the leftover
+    sweep, which may take their faces."""
+    from aspl.service.batch import CLUSTER_FIRST
+
+    assert CLUSTER_FIRST == 4
+    svc, truth = synthetic_service(None, n_people=4, per_person=4)
+    assert [g.kind for g in svc.batch_groups("alice")] == ["cluster"] * 4  # four alike: a cluster first
+    for f in (1, 2, 3, 4):  # one face of each person is a stranger: the others are triples
+        svc.stranger(f, "alice")
+    (g,) = svc.batch_groups("alice")  # the triples come after the sweep, which takes their faces
+    assert g.kind == "open" and sorted(g.face_ids) == list(range(5, 17))
+    for f in (5, 6, 7, 8):  # now pairs
         svc.stranger(f, "alice")
     svc.set_loop_settings({"batch_size": 2})
     groups = svc.batch_groups("alice")
     assert [g.kind for g in groups] == ["open", "cluster", "cluster"]
-    assert groups[0].face_ids == [5, 6]  # the sweep takes its faces first (smallest, then by id)
-    assert [sorted(g.face_ids) for g in groups[1:]] == [[7, 11], [8, 12]]  # the pairs it left whole
+    assert groups[0].face_ids == [9, 10]  # the sweep takes its faces first (smallest, then by id)
+    assert [sorted(g.face_ids) for g in groups[1:]] == [[11, 15], [12, 16]]  # the pairs it left whole
 
 
 def test_faces_unticked_in_a_named_cluster_are_not_that_person_and_no_round_says_they_are():
