@@ -175,6 +175,45 @@ def _batch_clear(box: str) -> None:
     st.session_state[box] = None
 
 
+def _grid_naming(face_id: int | None) -> None:
+    """E on a tile (or its pencil): ask who that one face is, above the grid (None: stop asking)."""
+    st.session_state["batch_naming"] = face_id
+    st.session_state["kb_fname"] = None
+
+
+def _grid_pick(name: str, face_id: int) -> None:
+    _name_face(name, face_id)
+    st.session_state["batch_naming"] = None
+
+
+def _grid_typed(face_id: int) -> None:
+    """The one-face name box of the grid: as the one-face page's, then the face leaves the grid."""
+    typed = st.session_state.get("kb_fname")
+    st.session_state["kb_fname"] = None
+    name, matches = namebox.check(typed)
+    if matches:
+        namebox.ask_later(f"grid:{face_id}", typed, matches, face_id)
+    elif name:
+        _grid_pick(name, face_id)
+
+
+def _grid_name_box(g) -> dict[str, str]:
+    """The name box of the face chosen with E, if it is in this group; returns its keys."""
+    f = st.session_state.get("batch_naming")
+    if f is None or f not in g.face_ids:
+        return {}
+    with st.container(border=True, key="grid_naming"):
+        c1, c2, c3 = st.columns([1, 5, 1], vertical_alignment="center")
+        c1.image(common.crop(f), width=72)
+        c2.selectbox(f"**N** · Who is face #{f}? (named on its own; the rest of the grid stays as it is)",
+                     options=svc.person_names(), index=None, accept_new_options=True, key="kb_fname",
+                     on_change=_grid_typed, args=(f,), placeholder="type a name and press Enter")
+        c3.button("**Esc** · Cancel", key="grid_naming_cancel", on_click=_grid_naming, args=(None,))
+        keys = {"n": "kb_fname", "escape": "grid_naming_cancel"}
+        keys.update(namebox.pending(f"grid:{f}", _grid_pick))
+    return keys
+
+
 def _batch_target(g) -> tuple[int | str | None, dict[str, str]]:
     """Who the group's faces are (a person id, a name, or None while nobody is chosen) and the keys of a
     pending name question."""
@@ -201,7 +240,8 @@ def batch() -> None:
         st.session_state["batch_group"] = groups[0].key
     g = by_key[st.selectbox("Group", list(by_key), format_func=lambda k: by_key[k].title, key="batch_group")]
     st.caption("Untick the faces that do not belong, then accept the rest in one action. Keys: J / K or the "
-               "arrows move between faces, Space ticks, I inverts the ticks, N names, A accepts, U undoes, Esc "
+               "arrows move between faces, Space ticks, E names the face in focus on its own (someone you know "
+               "who is not the group's person), I inverts the ticks, N names, A accepts, U undoes, Esc "
                "leaves the name box." + (" Unticked faces are recorded as *not this person*."
                                          if g.kind in PERSON_KINDS else " Once you name the group, its unticked "
                                          "faces are recorded as *not that person*." if g.kind == "cluster" else "")
@@ -212,6 +252,7 @@ def batch() -> None:
                   "and start unticked: tick them if they are the same person."
                   if g.unticked else ""))
     guessed = svc.library.names_of_people() if g.kind == "guesses" else {}
+    naming = _grid_name_box(g)
     for row in range(0, len(g.face_ids), BATCH_COLS):  # one row of columns at a time: tiles in reading order
         for col, f in zip(st.columns(BATCH_COLS), g.face_ids[row:row + BATCH_COLS]):
             with col.container(key=f"bface_{f}"):
@@ -219,6 +260,8 @@ def batch() -> None:
                 who_is = f"{guessed.get(g.persons.get(f), '?')} · " if guessed else ""
                 st.checkbox(f"#{f} · {who_is}{g.scores.get(f, 0):.2f}", value=f not in g.unticked,
                             key=f"bsel_{g.key}_{f}")
+                st.button("✎", key=f"bnameit_{f}", on_click=_grid_naming, args=(f,), type="tertiary",
+                          help="E · name this face on its own (someone else, or a person to name later)")
     selected = [f for f in g.face_ids if st.session_state.get(f"bsel_{g.key}_{f}", f not in g.unticked)]
     deselected = [f for f in g.face_ids if f not in selected]
     target, asked = _batch_target(g)
@@ -267,11 +310,12 @@ def batch() -> None:
     with c4:
         _undo_button("batch_undo")
     keys = {"a": "batch_accept", "g": "batch_strangers", "u": "batch_undo", "i": "batch_invert",
-            "space": "@toggle", **common.grid_keys(BATCH_COLS)}
+            "space": "@toggle", "e": "@tile:bnameit_", **common.grid_keys(BATCH_COLS)}
     if not person_kind:  # a name box to type in
         keys["n"] = f"kb_bname_{g.key}"
     keys.update(asked)
-    common.keyboard(keys, f"{g.key}:{target}", grid="bface_")
+    keys.update(naming)  # while one face is being named, N and Esc are its box's
+    common.keyboard(keys, f"{g.key}:{target}:{st.session_state.get('batch_naming')}", grid="bface_")
 
 
 if mode == "Batch":

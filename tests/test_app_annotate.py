@@ -485,3 +485,37 @@ def test_batch_sweep_of_strangers_keeps_the_unticked_faces_out_of_the_next_sweep
     assert all(lib.face(f)["status"] == "stranger" for f in g.face_ids if f != out)
     assert lib.face(out)["status"] == "ok"
     assert not any(out in x.face_ids for x in svc.batch_groups("alice") if x.kind == "open")
+
+
+def test_batch_names_one_face_of_the_grid_on_its_own_and_keeps_the_other_ticks(at, monkeypatch):
+    """E (the tile's pencil) asks who one face of a grid is: the name labels that face alone, it leaves
+    the grid, and the ticks of the other faces stay as they were; Esc (cancel) names nobody."""
+    allow_typed_names(monkeypatch)
+    svc = service(at)
+    lib = svc.library
+    at.segmented_control(key="ann_mode").set_value("Batch").run()
+    assert not at.exception
+    key = at.selectbox(key="batch_group").value
+    faces = [int(c.key.rsplit("_", 1)[1]) for c in at.checkbox if c.key and c.key.startswith(f"bsel_{key}_")]
+    assert len(faces) >= 3
+    other, last = faces[1], faces[-1]
+    at.checkbox(key=f"bsel_{key}_{other}").uncheck().run()
+    human = len(lib.label_rows(("human",)))
+    assert key_map(at)[0]["e"] == "@tile:bnameit_"  # E presses the pencil of the tile in focus
+    at.button(key=f"bnameit_{faces[-2]}").click().run()  # asked, then cancelled: nothing named
+    assert f"Who is face #{faces[-2]}?" in at.selectbox(key="kb_fname").label
+    keys = key_map(at)[0]
+    assert keys["n"] == "kb_fname" and keys["escape"] == "grid_naming_cancel"  # N and Esc are its box's
+    at.button(key="grid_naming_cancel").click().run()
+    assert not [s for s in at.selectbox if s.key == "kb_fname"] and len(lib.label_rows(("human",))) == human
+    at.button(key=f"bnameit_{last}").click().run()
+    at.selectbox(key="kb_fname").set_value("Someone Else").run()
+    assert not at.exception
+    rows = lib.label_rows(("human",), face_id=last)
+    assert [lib.person_name(r["person_id"]) for r in rows] == ["Someone Else"]
+    assert len(lib.label_rows(("human",))) == human + 1  # that face only
+    assert at.selectbox(key="batch_group").value == key  # the same group, without the named face
+    left = [int(c.key.rsplit("_", 1)[1]) for c in at.checkbox if c.key and c.key.startswith(f"bsel_{key}_")]
+    assert last not in left and other in left
+    assert at.checkbox(key=f"bsel_{key}_{other}").value is False  # the untick survived
+    assert not [s for s in at.selectbox if s.key == "kb_fname"]
