@@ -163,6 +163,7 @@ def one_face() -> None:
 
 # --------------------------------------------------------------- batch
 BATCH_COLS = 8
+GRID_SUGGESTIONS = 3  # suggestions offered (keys 1-3) when one face of a grid is named on its own
 
 
 def _batch_pick(name: str, box: str) -> None:
@@ -186,6 +187,11 @@ def _grid_pick(name: str, face_id: int) -> None:
     st.session_state["batch_naming"] = None
 
 
+def _grid_confirm(face_id: int, person_id: int, name: str) -> None:
+    _confirm(face_id, person_id, name)
+    st.session_state["batch_naming"] = None
+
+
 def _grid_typed(face_id: int) -> None:
     """The one-face name box of the grid: as the one-face page's, then the face leaves the grid."""
     typed = st.session_state.get("kb_fname")
@@ -202,6 +208,7 @@ def _grid_name_box(g) -> dict[str, str]:
     f = st.session_state.get("batch_naming")
     if f is None or f not in g.face_ids:
         return {}
+    keys = {"n": "kb_fname", "escape": "grid_naming_cancel"}
     with st.container(border=True, key="grid_naming"):
         c1, c2, c3 = st.columns([1, 5, 1], vertical_alignment="center")
         c1.image(common.crop(f), width=72)
@@ -209,7 +216,11 @@ def _grid_name_box(g) -> dict[str, str]:
                      options=svc.person_names(), index=None, accept_new_options=True, key="kb_fname",
                      on_change=_grid_typed, args=(f,), placeholder="type a name and press Enter")
         c3.button("**Esc** · Cancel", key="grid_naming_cancel", on_click=_grid_naming, args=(None,))
-        keys = {"n": "kb_fname", "escape": "grid_naming_cancel"}
+        sugg = svc.suggestions(f, k=GRID_SUGGESTIONS)
+        for col, (i, s) in zip(st.columns(GRID_SUGGESTIONS), enumerate(sugg, 1)):
+            col.button(f"**{i}** · {s.name} — {s.score:.0%}", key=f"kb_fs_{i}", on_click=_grid_confirm,
+                       args=(f, s.person_id, s.name), width="stretch")
+            keys[str(i)] = f"kb_fs_{i}"
         keys.update(namebox.pending(f"grid:{f}", _grid_pick))
     return keys
 

@@ -11,7 +11,8 @@ Two ways to work (``method``):
 ``aspl``
     the app's default flow: first the Batch tab's groups (clusters of unclear faces that are mostly one
     person named in one accept, clusters or the leftover grid that are mostly strangers marked in one
-    action, the others unticked), then one face at a time (a suggestion confirmed with one key, else the
+    action, the others unticked; a face of someone else that the page shows ticked is named on its own
+    with E: one of its top 3 suggestions or the name typed), then one face at a time (a suggestion confirmed with one key, else the
     name typed, or G for a stranger); when nothing is left to answer, each person's auto-labels are checked
     in Batch once (accepted, the wrong ones unticked), which may reopen faces;
 ``cluster``
@@ -20,7 +21,8 @@ Two ways to work (``method``):
     face that does not belong with one more decision. Every face ends with a human answer.
 
 Counted: every human decision by kind, keystrokes (a suggestion 1; a typed existing name N + its
-shortest unique prefix + Enter; a new name N + the name + Enter; stranger 1; a batch 1 + 2 per untick),
+shortest unique prefix + Enter; a new name N + the name + Enter; stranger 1; a batch 1 + 2 per untick;
+a face named in a grid 1 for E + a suggestion's key or a typed name),
 top-1 accuracy of the suggestions, and at the end the auto-labels, their precision against the folder
 names and the labels left wrong.
 """
@@ -43,6 +45,7 @@ log = logging.getLogger("aspl.annotate_sim")
 
 METHODS = ("aspl", "cluster")
 ANNOTATOR = "sim"
+GRID_SUGGESTIONS = 3  # as the Batch page's name box for one face of a grid (app_pages/annotate.py)
 
 
 def prominent_faces(faces: list[dict]) -> int | None:
@@ -177,6 +180,23 @@ class AnnotatorSim:
             self.tally.add("new_person", 2 + len(name))
         self.svc.new_person(face, name, ANNOTATOR)
 
+    def _name_in_grid(self, faces: list[int]) -> list[int]:
+        """E on each face of ``faces`` in a grid, then one of its top :data:`GRID_SUGGESTIONS` suggestions
+        (one key) or its name typed (see :meth:`_name`), as the Batch page offers: people's faces that
+        would need a toggle now and an answer later are named on their own. Returns the faces named."""
+        for f in faces:
+            t = self.truth[f]
+            self.tally.keystrokes += 1  # E
+            sugg = self.svc.suggestions(f, k=GRID_SUGGESTIONS)
+            hit = next((s for s in sugg if s.name == t), None)
+            if hit is not None:
+                self.svc.confirm(f, hit.person_id, ANNOTATOR)
+                self.tally.add("grid_suggested", 1)
+            else:
+                self._name(f, t, "grid")
+            self._wait_round()  # an answer may start a round: as after every action, it ends first (determinism)
+        return faces
+
     # ------------------------------------------------------------ aspl
     def _answer_one(self, face: int) -> None:
         svc, t = self.svc, self.truth.get(face)
@@ -235,8 +255,10 @@ class AnnotatorSim:
                 t.auto_shown_right += sum(f in auto for f in keep)
                 t.probable_shown += sum(f not in auto for f in g.face_ids)
                 t.probable_shown_right += sum(f not in auto for f in keep)
-                # A accepts the ticked faces and records the unticked ones as not this person; when most are
-                # wrong, I inverts the ticks first and the right ones are ticked
+                # someone else's faces are named on their own (E); A accepts the ticked faces and records the
+                # unticked ones as not this person; when most are wrong, I inverts the ticks first
+                named = self._name_in_grid([f for f in wrong if self.truth.get(f) is not None])
+                wrong = [f for f in wrong if f not in named]
                 if g.kind == "guesses":
                     self.svc.accept_guesses(g.persons, keep, ANNOTATOR, deselected=wrong)
                 else:
@@ -252,17 +274,22 @@ class AnnotatorSim:
             if n < 2 or n < 0.5 * len(g.face_ids) or (g.kind == "open" and name is not None):
                 continue  # a leftover grid is only swept for strangers (its people are asked one by one)
             keep = [f for f in g.face_ids if self.truth.get(f) == name]
-            # one toggle per face whose tick is not what the page starts with (lookalikes start unticked)
-            start_off = set(g.unticked)
-            unticks = sum((f in keep) == (f in start_off) for f in g.face_ids)
+            start_off = set(g.unticked)  # lookalikes and outliers start unticked
+            # another person's face the page shows ticked: named on its own (E) rather than unticked now and
+            # answered later
+            named = set(self._name_in_grid([f for f in g.face_ids if f not in keep and f not in start_off
+                                            and self.truth.get(f) is not None]))
+            rest = [f for f in g.face_ids if f not in named]
+            # one toggle per face whose tick is not what the page starts with
+            unticks = sum((f in keep) == (f in start_off) for f in rest)
             if name is None:
                 # G, as the page does: the unticked faces are kept out of the next sweeps
-                self.svc.mark_batch(keep, "stranger", ANNOTATOR, deselected=[f for f in g.face_ids if f not in keep])
+                self.svc.mark_batch(keep, "stranger", ANNOTATOR, deselected=[f for f in rest if f not in keep])
                 self.tally.add("batch_strangers", 2)
             else:
                 names = self.svc.person_names()
                 known = name.lower() in (x.lower() for x in names)
-                self.svc.accept_batch(keep, name, ANNOTATOR, deselected=[f for f in g.face_ids if f not in keep])
+                self.svc.accept_batch(keep, name, ANNOTATOR, deselected=[f for f in rest if f not in keep])
                 self.tally.add("batch_accept", 3 + (unique_prefix(name, names) if known else len(name)))
             if unticks:
                 self.tally.add("batch_untick", 2 * unticks, n=unticks)

@@ -117,3 +117,21 @@ def test_truth_fixes_name_a_checked_face_in_someone_elses_photo(tmp_path):
     # the fixes shipped for lfw-dev are well-formed
     shipped = load_truth_fixes(Path(__file__).resolve().parents[1] / "bench" / "lfw_dev_truth_fixes.json")
     assert len(shipped) == 15 and all(f["person"] for f in shipped)
+
+
+def test_someone_elses_face_in_a_grid_is_named_on_its_own_not_unticked():
+    """A face the truth gives to another person, sitting in a clean cluster of the first (its embedding is
+    theirs): the page shows it ticked, so the annotator names it on its own (E, then a suggestion or the
+    name) instead of unticking it now and answering it later; no untick is counted."""
+    svc, truth = synthetic_service(None, n_people=4, per_person=10)
+    truth = dict(truth)
+    a, b = sorted(set(truth.values()))[:2]
+    odd = sorted(f for f, t in truth.items() if t == a)[-1]
+    truth[odd] = b
+    out = AnnotatorSim(svc, truth, "aspl").run()
+    kinds = out["decisions_by_kind"]
+    assert out["remaining"] == 0 and out["wrong_labels_left"] == 0
+    assert sum(v for k, v in kinds.items() if k.startswith("grid_") or k == "new_person") >= 1
+    assert "batch_untick" not in kinds
+    lib = svc.library
+    assert [lib.person_name(r["person_id"]) for r in lib.label_rows(("human",), face_id=odd)] == [b]

@@ -514,8 +514,15 @@ def test_batch_names_one_face_of_the_grid_on_its_own_and_keeps_the_other_ticks(a
     rows = lib.label_rows(("human",), face_id=last)
     assert [lib.person_name(r["person_id"]) for r in rows] == ["Someone Else"]
     assert len(lib.label_rows(("human",))) == human + 1  # that face only
+    at.button(key=f"bnameit_{faces[-2]}").click().run()  # a suggestion with one key
+    sugg = svc.suggestions(faces[-2], k=3)
+    assert sugg and key_map(at)[0]["1"] == "kb_fs_1"
+    at.button(key="kb_fs_1").click().run()
+    assert [r["person_id"] for r in lib.label_rows(("human",), face_id=faces[-2])] == [sugg[0].person_id]
+    last = faces[-2]
+    human += 1
     assert at.selectbox(key="batch_group").value == key  # the same group, without the named face
     left = [int(c.key.rsplit("_", 1)[1]) for c in at.checkbox if c.key and c.key.startswith(f"bsel_{key}_")]
-    assert last not in left and other in left
+    assert last not in left and faces[-1] not in left and other in left
     assert at.checkbox(key=f"bsel_{key}_{other}").value is False  # the untick survived
     assert not [s for s in at.selectbox if s.key == "kb_fname"]
