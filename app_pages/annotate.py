@@ -1,6 +1,8 @@
 """Annotate: the next queried face with top-5 suggestions, keyboard shortcuts, and a batch mode."""
 from __future__ import annotations
 
+from typing import Callable
+
 import streamlit as st
 
 from app_pages import common, loopview, namebox
@@ -20,16 +22,22 @@ def _confirm(face_id: int, person_id: int, name: str) -> None:
     common.guarded(svc.confirm, face_id, person_id, who, ok=f"Face #{face_id}: {name}")
 
 
-def _new_person(face_id: int) -> None:
-    """The name box: an existing person's name (any case) names the face; a new name that begins existing
-    ones is asked about first (B1), any other new name creates the person."""
-    typed = st.session_state.get("kb_new")
-    st.session_state["kb_new"] = None
+def _typed_name(box: str, ctx: str, face_id: int, on_name: Callable[[str, int], None]) -> None:
+    """A name box's answer for one face: an existing person's name (any case) names the face
+    (``on_name``); a new name that begins existing ones is asked about first (B1, question ``ctx``); any
+    other new name creates the person. The box is emptied."""
+    typed = st.session_state.get(box)
+    st.session_state[box] = None
     name, matches = namebox.check(typed)
     if matches:
-        namebox.ask_later(f"kb_new:{face_id}", typed, matches, face_id)
+        namebox.ask_later(ctx, typed, matches, face_id)
     elif name:
-        _name_face(name, face_id)
+        on_name(name, face_id)
+
+
+def _new_person(face_id: int) -> None:
+    """The one-face page's name box (:func:`_typed_name`)."""
+    _typed_name("kb_new", f"kb_new:{face_id}", face_id, _name_face)
 
 
 def _name_face(name: str, face_id: int) -> None:
@@ -193,14 +201,8 @@ def _grid_confirm(face_id: int, person_id: int, name: str) -> None:
 
 
 def _grid_typed(face_id: int) -> None:
-    """The one-face name box of the grid: as the one-face page's, then the face leaves the grid."""
-    typed = st.session_state.get("kb_fname")
-    st.session_state["kb_fname"] = None
-    name, matches = namebox.check(typed)
-    if matches:
-        namebox.ask_later(f"grid:{face_id}", typed, matches, face_id)
-    elif name:
-        _grid_pick(name, face_id)
+    """The name box of one face of a grid (:func:`_typed_name`); the face then leaves the grid."""
+    _typed_name("kb_fname", f"grid:{face_id}", face_id, _grid_pick)
 
 
 def _grid_name_box(g) -> dict[str, str]:
