@@ -541,10 +541,23 @@ def test_keyboard_only_name_box_loop_batch_review(app_url, browser, tmp_path, lf
     off = faces[1]
     _key(d, " ", lambda: d.execute_script(_BATCH_BOX, off) is False, f"Space unticks face {off}")
     _wait_text(d, rf"Accept {len(faces) - 1} face\(s\) as {re.escape(group)}")
+    # E names the face in focus on its own (1: its top suggestion); it leaves the grid, the untick stays
+    assert len(faces) >= 3, f"the first Batch group ({group}) has {len(faces)} face(s)"
+    _focus_tile(d, 2, brx, bprefix)
+    eface = faces[2]
+    body = lambda: d.find_element(By.TAG_NAME, "body").text  # noqa: E731
+    _key(d, "e", lambda: f"Who is face #{eface}?" in body(), f"E asks who face {eface} is")
+    _key(d, "1", lambda: bool(lib.label_rows(("human",), face_id=eface)), f"1 names face {eface}")
+    # the group is drawn again without that face (a new named face may bring the person others to offer)
+    faces = _until(lambda: (lambda now: now if eface not in now else None)(
+        [t[0] for t in _tiles(d, brx, bprefix)[0]]), 30, f"the grid without face {eface}")
+    assert off in faces and d.execute_script(_BATCH_BOX, off) is False  # the untick survived
+    _wait_text(d, rf"Accept {len(faces) - 1} face\(s\) as {re.escape(group)}")
     n_human = len(lib.label_rows(("human",)))
     _key(d, "a", lambda: len(lib.label_rows(("human",))) > n_human, "A accepts the group")
     named = {r["face_id"]: r["person_id"] for r in lib.label_rows(("human",))}
-    assert all(named.get(f) == pid for f in faces if f != off), (faces, named)
+    assert eface in named
+    assert all(named.get(f) == pid for f in faces if f not in (off, eface)), (faces, named)
     assert named.get(off) != pid, f"the unticked face {off} was labelled {group}"
     assert (off, pid) in lib.rejections(off)  # a person's group: unticked = not this person
     assert not any(r["person_id"] == pid for r in lib.label_rows(("auto",), face_id=off))
